@@ -1,0 +1,68 @@
+"""Building a pipeline from settings: which scorers and timers run, from explicit registries.
+
+Both `vigil replay` and the live worker call `build_pipeline`, so they run the same parts.
+A scorer or timer is added by registering a factory here, never by import side effects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from monitor.config import Settings
+from monitor.pipeline import Pipeline
+from monitor.stages import Stage
+from monitor.store.base import Store
+
+if TYPE_CHECKING:
+    from monitor.scorers.base import Scorer
+
+
+def _toxicity(settings: Settings) -> Scorer:
+    from monitor.scorers.toxicity import build_toxicity_scorer
+
+    return build_toxicity_scorer(settings.toxicity)
+
+
+def _embedding(settings: Settings) -> Scorer:
+    from monitor.scorers.embeddings import build_embedding_scorer
+
+    return build_embedding_scorer(settings.embedding)
+
+
+def _judge(settings: Settings) -> Scorer:
+    from monitor.scorers.judge import build_judge_scorer
+
+    return build_judge_scorer(settings.judge)
+
+
+#: name -> (is it enabled in these settings, factory, its queue size)
+SCORERS: dict[str, tuple[Callable[[Settings], bool], Callable[[Settings], Scorer], Callable[[Settings], int]]] = {
+    "toxicity": (lambda s: s.toxicity.enabled, _toxicity, lambda s: s.toxicity.queue_size),
+    "embedding": (lambda s: s.embedding.enabled, _embedding, lambda s: s.embedding.queue_size),
+    "judge": (lambda s: s.judge.enabled, _judge, lambda s: s.judge.queue_size),
+}
+
+#: Timers: name -> factory(settings, store) returning (period in seconds, async fn(as_of)).
+TimerFactory = Callable[[Settings, Store], "tuple[float, Callable[..., object]] | None"]
+TIMERS: dict[str, TimerFactory] = {}
+
+
+def enabled_scorers(settings: Settings) -> list[str]:
+    return [name for name, (enabled, _, _) in SCORERS.items() if enabled(settings)]
+
+
+def build_pipeline(settings: Settings, store: Store, *, replay: bool = False) -> Pipeline:
+    """The pipeline the settings describe. ``replay`` settles scorer queues before timers."""
+    pipeline = Pipeline(settings, store, drain_before_timers=replay)
+    stages = []
+    for name in enabled_scorers(settings):
+        _, factory, queue_size = SCORERS[name]
+        stages.append(Stage(factory(settings), pipeline.write, queue_size(settings)))
+    pipeline.set_stages(stages)
+    for name, timer_factory in TIMERS.items():
+        made = timer_factory(settings, store)
+        if made is not None:
+            every_s, fn = made
+            pipeline.add_timer(name, every_s, fn)  # type: ignore[arg-type]
+    return pipeline

@@ -1,0 +1,402 @@
+"""Settings: one pydantic-settings model, read from ``VIGIL_*`` env (nested with ``__``),
+an optional YAML file, and explicit overrides (CLI flags), in that order of strength:
+overrides > env > YAML > defaults.
+
+Every field has a docstring (shown by ``vigil config show --explain``); unknown keys are
+errors, so a typo stops start-up with a message naming the field instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from monitor.errors import ConfigError
+
+Rate = Annotated[float, Field(ge=0.0, le=1.0)]
+Positive = Annotated[float, Field(gt=0)]
+
+
+class Section(BaseModel):
+    """Base of every settings section: unknown keys are errors, docstrings document fields."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_default=True)
+
+
+class KafkaSettings(Section):
+    """Where the broker is and how the worker consumes it."""
+
+    bootstrap_servers: str = ""
+    """Kafka bootstrap servers (host:port,...). Empty: `vigil up` starts the embedded dev broker."""
+    events_topic: str = "vigil.events"
+    """Topic with one JSON event per message."""
+    feedback_topic: str = "vigil.feedback"
+    """Topic with late user feedback, joined to events by event_id."""
+    dlq_topic: str = "vigil.events.dlq"
+    """Dead-letter topic: original bytes plus a reason header for messages that do not parse."""
+    group_id: str = "vigil"
+    """Consumer group; run more workers in the same group to scale out with partitions."""
+    partitions: Annotated[int, Field(ge=1)] = 1
+    """Partitions to create for Vigil's topics when they do not exist yet."""
+    batch_max: Annotated[int, Field(ge=1)] = 2000
+    """Ingest batch size: take up to this many events..."""
+    batch_within_s: Positive = 0.5
+    """...or whatever arrived within this many seconds, whichever comes first."""
+    session_timeout_s: Positive = 10.0
+    """Consumer-group session timeout (the dev broker joins in about half of it)."""
+    connect_retries: Annotated[int, Field(ge=0)] = 8
+    """How often to retry an unreachable broker (exponential backoff) before giving up."""
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """Kafka security protocol."""
+    sasl_mechanism: str = ""
+    """SASL mechanism (PLAIN, SCRAM-SHA-256...) when a SASL protocol is used."""
+    sasl_username: str = ""
+    """SASL user name."""
+    sasl_password: SecretStr = SecretStr("")
+    """SASL password (masked in `vigil config show`)."""
+
+
+class StoreSettings(Section):
+    """Where results live: a ClickHouse server, or chDB embedded in the process."""
+
+    backend: Literal["auto", "embedded", "server"] = "auto"
+    """auto: server when `url` is set, else embedded chDB under `data_dir`."""
+    data_dir: Path = Path(".vigil/data")
+    """Directory of the embedded store (and its lock file naming the daemon's endpoint)."""
+    url: str = ""
+    """ClickHouse HTTP URL for the server backend, e.g. http://clickhouse:8123."""
+    username: str = "default"
+    """ClickHouse user."""
+    password: SecretStr = SecretStr("")
+    """ClickHouse password (masked in `vigil config show`)."""
+    database: str = "vigil"
+    """Database holding Vigil's tables (created if missing)."""
+    ttl_days: Annotated[int, Field(ge=1)] = 90
+    """Retention: rows older than this many days (by event time) are dropped by ClickHouse."""
+    http_host: str = "127.0.0.1"
+    """Interface of the ClickHouse-compatible HTTP endpoint `vigil up` serves over chDB."""
+    http_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    """Port of that endpoint; 0 picks a free one (written to the lock file)."""
+    insert_retries: Annotated[int, Field(ge=0)] = 5
+    """How often a failed insert is retried (with backoff) before the batch fails."""
+
+
+class SamplingOverride(Section):
+    """A sampling rate for one scorer that applies where route and/or model match."""
+
+    scorer: str
+    """Scorer name: judge, toxicity or embedding."""
+    rate: Rate
+    """Sampling rate 0..1 where this override matches."""
+    route: str | None = None
+    """Route to match exactly; None matches any route."""
+    model: str | None = None
+    """Model to match exactly; None matches any model."""
+
+
+class SamplingSettings(Section):
+    """Which events each expensive scorer sees: deterministic by event_id, so replays agree."""
+
+    rates: dict[str, Rate] = Field(
+        default_factory=lambda: {"toxicity": 1.0, "embedding": 0.25, "judge": 0.05}
+    )
+    """Base rate per scorer (0..1), decided by a hash of event_id and scorer name."""
+    overrides: list[SamplingOverride] = Field(default_factory=list)
+    """Per-route / per-model rates; the most specific match wins (route+model > one > base)."""
+    priority_negative_feedback: bool = True
+    """Always score events whose user feedback is negative."""
+    priority_failed_heuristic: bool = True
+    """Always score events that failed a heuristic check (truncated, empty, PII, bad JSON...)."""
+    budget_per_minute: dict[str, Positive] = Field(
+        default_factory=lambda: {"judge": 120.0, "toxicity": 6000.0, "embedding": 3000.0}
+    )
+    """Token bucket per scorer, refilled in event time: at most this many scored per minute."""
+    budget_burst: dict[str, Positive] = Field(default_factory=dict)
+    """Bucket capacity per scorer (defaults to one minute's budget)."""
+
+
+class HeuristicsSettings(Section):
+    """Cheap checks run on every event."""
+
+    latency_ms_max: Positive = 10_000.0
+    """Latency above this many milliseconds fails the latency check."""
+    min_response_chars: Annotated[int, Field(ge=0)] = 1
+    """Responses shorter than this (after stripping) count as empty."""
+    max_response_chars: Annotated[int, Field(ge=1)] = 16_000
+    """Responses longer than this fail the length check."""
+    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
+    """Completion token count above this fails the token check (None: no limit)."""
+    json_routes: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Routes whose responses must be JSON, each with the JSON Schema the response must match."""
+    refusal_patterns: list[str] = Field(default_factory=list)
+    """Extra regular expressions that mark a refusal (added to the built-in ones)."""
+    pii_kinds: list[Literal["email", "phone", "card", "iban", "national_id"]] = Field(
+        default_factory=lambda: ["email", "phone", "card", "iban", "national_id"]
+    )
+    """Which PII patterns to look for in responses."""
+
+
+class JudgeSettings(Section):
+    """The LLM-as-judge: any OpenAI-compatible endpoint."""
+
+    enabled: bool = True
+    """Run the judge stage at all."""
+    base_url: str = ""
+    """OpenAI-compatible base URL (…/v1). Empty: `vigil demo` starts the local SmolLM2 server."""
+    api_key: SecretStr = SecretStr("sk-local")
+    """API key for the endpoint (masked in `vigil config show`)."""
+    model: str = "smollm2-135m-instruct"
+    """Judge model name as the endpoint knows it."""
+    rubric: str = "support-assistant"
+    """Built-in rubric name, or a path to a rubric YAML file."""
+    concurrency: Annotated[int, Field(ge=1)] = 4
+    """Judge calls in flight at once."""
+    timeout_s: Positive = 60.0
+    """Timeout of one judge call."""
+    max_retries: Annotated[int, Field(ge=0)] = 3
+    """Retries on 429/5xx/timeouts, with exponential backoff."""
+    price_per_1k_prompt_tokens: Annotated[float, Field(ge=0)] = 0.0
+    """Cost per 1,000 prompt tokens, in your currency."""
+    price_per_1k_completion_tokens: Annotated[float, Field(ge=0)] = 0.0
+    """Cost per 1,000 completion tokens."""
+    cost_budget_per_hour: Annotated[float, Field(ge=0)] | None = None
+    """Stop judging (record over_budget) once this much was spent in the current hour."""
+    queue_size: Annotated[int, Field(ge=1)] = 256
+    """Bounded queue in front of the judge; when full, events are recorded over_budget."""
+
+
+class ToxicitySettings(Section):
+    """The toxicity scorer."""
+
+    enabled: bool = True
+    """Run the toxicity stage at all."""
+    backend: Literal["profanity-check", "detoxify"] = "profanity-check"
+    """profanity-check: a trained linear SVM shipped in a wheel (offline default);
+    detoxify: the Detoxify transformer models (production)."""
+    detoxify_variant: Literal["original", "unbiased", "multilingual"] = "original"
+    """Which Detoxify model."""
+    detoxify_checkpoint: str = ""
+    """Local Detoxify checkpoint path (no downloads happen at run time)."""
+    threshold: Rate = 0.5
+    """Score at or above which a response counts as a toxicity incident."""
+    batch_size: Annotated[int, Field(ge=1)] = 64
+    """Texts per model call."""
+    queue_size: Annotated[int, Field(ge=1)] = 4096
+    """Bounded queue in front of the stage; when full, events are recorded over_budget."""
+
+
+class EmbeddingSettings(Section):
+    """The sentence-embedding scorer (feeds drift and jailbreak similarity)."""
+
+    enabled: bool = True
+    """Run the embedding stage at all."""
+    model_path: str = ""
+    """Local sentence-transformers model path; empty: the bundled all-MiniLM-L6-v2."""
+    embed_responses: bool = False
+    """Also embed responses (prompts always are); enables cosine(prompt, response)."""
+    batch_size: Annotated[int, Field(ge=1)] = 64
+    """Texts per model call."""
+    queue_size: Annotated[int, Field(ge=1)] = 4096
+    """Bounded queue in front of the stage; when full, events are recorded over_budget."""
+    jailbreak_examples: Path | None = None
+    """JSON list or text file (one a line) of known jailbreak prompts to compare against."""
+    jailbreak_similarity: Rate = 0.75
+    """Cosine similarity to a known attack at or above which a prompt is flagged."""
+
+
+class DriftSettings(Section):
+    """Reference-vs-window tests on prompt embeddings."""
+
+    window_minutes: Positive = 30.0
+    """Current window length in event time."""
+    every_minutes: Positive = 5.0
+    """How often (event time) the drift job runs."""
+    reference_minutes: Positive = 240.0
+    """Rolling reference length when no baseline is pinned."""
+    min_window_events: Annotated[int, Field(ge=10)] = 100
+    """Skip a test whose window has fewer embedded events than this."""
+    max_reference: Annotated[int, Field(ge=100)] = 5000
+    """Reference subsample size."""
+    max_window: Annotated[int, Field(ge=100)] = 2000
+    """Window subsample size."""
+    permutations: Annotated[int, Field(ge=10)] = 200
+    """Permutations for the MMD p-value."""
+    clusters: Annotated[int, Field(ge=2)] = 12
+    """k for the k-means topic clusters on the reference."""
+    alpha: Rate = 0.01
+    """Family-wise significance level, spent across repeated tests."""
+
+
+class AlertSettings(Section):
+    """Alert rules and where notifications go."""
+
+    rules_file: Path | None = None
+    """YAML file of alert rules; None: the built-in defaults."""
+    every_minutes: Positive = 1.0
+    """How often (event time) rules are evaluated."""
+    webhook_url: str = ""
+    """Generic JSON webhook for notifications (empty: none)."""
+    slack_webhook_url: SecretStr = SecretStr("")
+    """Slack-compatible incoming webhook (masked in `vigil config show`)."""
+    notify_stdout: bool = True
+    """Print notifications to stdout (the demo does)."""
+
+
+class Settings(BaseSettings):
+    """Every setting of Vigil. Env: VIGIL_<SECTION>__<FIELD>; YAML: nested mappings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VIGIL_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        use_attribute_docstrings=True,
+        validate_default=True,
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    """Kafka connection and consumption."""
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    """Where results are stored."""
+    sampling: SamplingSettings = Field(default_factory=SamplingSettings)
+    """Which events each expensive scorer sees."""
+    heuristics: HeuristicsSettings = Field(default_factory=HeuristicsSettings)
+    """Cheap checks on every event."""
+    judge: JudgeSettings = Field(default_factory=JudgeSettings)
+    """The LLM judge."""
+    toxicity: ToxicitySettings = Field(default_factory=ToxicitySettings)
+    """The toxicity scorer."""
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    """The embedding scorer."""
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+    """Drift tests."""
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    """Alert rules and notifiers."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Log level of the structured (JSON) logs on stderr."""
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Settings:
+        if self.store.backend == "server" and not self.store.url:
+            raise ValueError("store.url is required when store.backend is 'server'")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # YAML is passed in as init kwargs beneath the overrides (see `load_settings`), so
+        # env must outrank init: order is overrides (merged into init) > env > YAML.
+        return (env_settings, init_settings)
+
+    @property
+    def store_backend(self) -> Literal["embedded", "server"]:
+        """The backend `auto` resolves to."""
+        if self.store.backend == "auto":
+            return "server" if self.store.url else "embedded"
+        return self.store.backend
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path}: not valid YAML ({exc})") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: top level must be a mapping")
+    return data
+
+
+def load_settings(
+    config_file: Path | None = None, overrides: dict[str, Any] | None = None
+) -> Settings:
+    """Build settings from YAML (``config_file`` or ``$VIGIL_CONFIG``), env and overrides.
+
+    Overrides beat env, which beats the YAML file. Raises `ConfigError` whose message
+    names the first offending field, e.g. ``kafka.batch_max: Input should be ...``.
+    """
+    path = config_file or (Path(os.environ["VIGIL_CONFIG"]) if os.environ.get("VIGIL_CONFIG") else None)
+    from_file = _read_yaml(path) if path else {}
+    env_keys = _env_paths()
+    # Overrides must beat env: drop env-provided keys from the init layer below env, then
+    # re-apply overrides on top after env is read (pydantic-settings gives env precedence).
+    init = _deep_merge(from_file, overrides or {})
+    try:
+        settings = Settings(**init)
+        if overrides:
+            settings = Settings.model_validate(_deep_merge(settings.model_dump(), overrides))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, env_keys)) from exc
+    return settings
+
+
+def _env_paths() -> set[str]:
+    prefix = "VIGIL_"
+    return {
+        key[len(prefix) :].lower().replace("__", ".")
+        for key in os.environ
+        if key.startswith(prefix) and key != "VIGIL_CONFIG"
+    }
+
+
+def _describe(exc: ValidationError, env_keys: set[str]) -> str:
+    first = exc.errors(include_url=False)[0]
+    field = ".".join(str(part) for part in first["loc"]) or "settings"
+    source = " (from env VIGIL_" + field.upper().replace(".", "__") + ")" if field in env_keys else ""
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown setting"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"bad setting {field}{source}: {message}{more}"
+
+
+_SECRET_MASK = "********"
+
+
+def masked_dump(settings: Settings) -> dict[str, Any]:
+    """Effective settings as plain data with every secret masked (for `vigil config show`)."""
+
+    def mask(model: BaseModel) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in type(model).model_fields:
+            value = getattr(model, name)
+            if isinstance(value, SecretStr):
+                out[name] = _SECRET_MASK if value.get_secret_value() else ""
+            elif isinstance(value, BaseModel):
+                out[name] = mask(value)
+            elif isinstance(value, list):
+                out[name] = [mask(v) if isinstance(v, BaseModel) else _plain(v) for v in value]
+            else:
+                out[name] = _plain(value)
+        return out
+
+    return mask(settings)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    return value

@@ -1,0 +1,293 @@
+"""The one pipeline behind both `vigil replay` (batch) and the live Faust worker (stream).
+
+For each batch of raw messages: parse and validate (bad ones become dead letters with a
+reason), run the heuristic checks, decide per scorer (sampler), offer selected events to
+the async scorer stages, and write everything in one durable step. The caller commits
+its source position (Kafka offsets) only after `process` returns.
+
+Event-time timers (drift, alerts) fire when the watermark, the largest event time seen,
+crosses their period; the same events give the same firings in replay and live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from monitor.config import Settings
+from monitor.errors import EventError, StoreError
+from monitor.events import Event, parse_event, parse_feedback
+from monitor.sampling import Decision, Sampler
+from monitor.scorers.base import Job
+from monitor.scorers.heuristics import Heuristics
+from monitor.stages import Stage, now_iso
+from monitor.store import rows as R
+from monitor.store.base import Store
+
+log = logging.getLogger("vigil.pipeline")
+
+TimerFn = Callable[[datetime], Awaitable[None]]
+
+
+@dataclass(slots=True, frozen=True)
+class RawMessage:
+    """Bytes off the wire, with where they came from (for dead letters and tracing)."""
+
+    value: bytes
+    source: str
+    position: str
+
+
+@dataclass
+class Summary:
+    """What a run did; printed by `vigil replay` / `vigil produce` and served as JSON."""
+
+    read: int = 0
+    stored: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    feedback_stored: int = 0
+    decisions: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    timers_fired: Counter[str] = field(default_factory=Counter)
+    elapsed_s: float = 0.0
+    stages: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "read": self.read,
+            "stored": self.stored,
+            "rejected": sum(self.rejected.values()),
+            "rejected_by_reason": dict(sorted(self.rejected.items())),
+            "feedback_stored": self.feedback_stored,
+            "decisions": {s: dict(sorted(c.items())) for s, c in sorted(self.decisions.items())},
+            "timers_fired": dict(self.timers_fired),
+            "stages": self.stages,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "events_per_s": round(self.read / self.elapsed_s, 1) if self.elapsed_s > 0 else None,
+        }
+
+
+@dataclass
+class _Timer:
+    name: str
+    every_s: float
+    fn: TimerFn
+    last_slot: int | None = None
+
+
+class Pipeline:
+    """Parse, check, sample, score and store; shared by replay and the worker."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        stages: Sequence[Stage] = (),
+        *,
+        drain_before_timers: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.heuristics = Heuristics(settings.heuristics)
+        self.stages: dict[str, Stage] = {}
+        self.sampler = Sampler(settings.sampling, [])
+        self.set_stages(stages)
+        self.summary = Summary()
+        self.watermark: datetime | None = None
+        self._timers: list[_Timer] = []
+        self._drain_before_timers = drain_before_timers
+        self._started = time.perf_counter()
+        self._write_lock = asyncio.Lock()
+
+    def set_stages(self, stages: Sequence[Stage]) -> None:
+        """Plug in the scorer stages (before `start`); the sampler decides for exactly these."""
+        self.stages = {stage.name: stage for stage in stages}
+        self.sampler = Sampler(self.settings.sampling, list(self.stages))
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.store.migrate)
+        for stage in self.stages.values():
+            await stage.start()
+        self._started = time.perf_counter()
+
+    async def drain(self) -> None:
+        """Wait for every queued scorer job (end of a replay, clean shutdown)."""
+        for stage in self.stages.values():
+            await stage.drain()
+
+    async def stop(self) -> None:
+        for stage in self.stages.values():
+            await stage.stop()
+
+    def add_timer(self, name: str, every_s: float, fn: TimerFn) -> None:
+        """Run ``fn(as_of)`` each time the watermark crosses a multiple of ``every_s``."""
+        self._timers.append(_Timer(name, every_s, fn))
+
+    def final_summary(self) -> Summary:
+        self.summary.elapsed_s = time.perf_counter() - self._started
+        self.summary.stages = {name: stage.stats() for name, stage in self.stages.items()}
+        for name, stage in self.stages.items():
+            # Pending decisions that a stage finished become scored / failed.
+            counts = self.summary.decisions[name]
+            for outcome, n in stage.outcomes.items():
+                counts[outcome] += n
+            counts["pending"] -= sum(stage.outcomes.values())
+            if counts["pending"] <= 0:
+                del counts["pending"]
+        return self.summary
+
+    # -- the hot path ------------------------------------------------------------------
+
+    async def process(self, batch: Sequence[RawMessage]) -> None:
+        """Handle one batch of event messages; returns once it is durably stored."""
+        now = now_iso()
+        tables: dict[str, list[dict[str, Any]]] = {
+            "events": [], "checks": [], "decisions": [], "feedback": [], "dead_letters": []
+        }
+        events_rows, checks_rows, decision_rows = tables["events"], tables["checks"], tables["decisions"]
+        summary = self.summary
+        summary.read += len(batch)
+        latest: datetime | None = None
+        check = self.heuristics.check
+        decide = self.sampler.decide
+        stages = self.stages
+        for message in batch:
+            try:
+                event = parse_event(message.value)
+            except EventError as exc:
+                summary.rejected[exc.reason] += 1
+                tables["dead_letters"].append(
+                    R.dead_letter_row(message.source, message.position, exc.reason, exc.detail, message.value, now)
+                )
+                continue
+            result = check(event)
+            failed = result.failed
+            events_rows.append(R.event_row(event, now))
+            checks_rows.append(R.check_row(event, result))
+            feedback = R.inline_feedback_row(event, now)
+            if feedback is not None:
+                tables["feedback"].append(feedback)
+            for decision in decide(event, failed):
+                if decision.decision == "pending" and not stages[decision.scorer].offer(
+                    Job(event, failed, decision.reason)
+                ):
+                    decision = Decision(decision.scorer, "over_budget", "queue_full")
+                summary.decisions[decision.scorer][decision.decision] += 1
+                decision_rows.append(R.decision_row(event, decision, now))
+            if latest is None or event.ts > latest:
+                latest = event.ts
+        await self.write(tables)
+        summary.stored += len(events_rows)
+        summary.feedback_stored += len(tables["feedback"])
+        if latest is not None:
+            await self._advance(latest)
+
+    async def process_feedback(self, batch: Sequence[RawMessage]) -> None:
+        """Handle one batch of late-feedback messages (topic ``vigil.feedback``)."""
+        now = now_iso()
+        good, dead = [], []
+        for message in batch:
+            try:
+                good.append(R.late_feedback_row(parse_feedback(message.value), now))
+            except EventError as exc:
+                self.summary.rejected[f"feedback_{exc.reason}"] += 1
+                dead.append(
+                    R.dead_letter_row(message.source, message.position, exc.reason, exc.detail, message.value, now)
+                )
+        await self.write({"feedback": good, "dead_letters": dead})
+        self.summary.feedback_stored += len(good)
+
+    async def write(self, tables: dict[str, list[dict[str, Any]]]) -> None:
+        """Insert every non-empty table, retrying with backoff; raise `StoreError` at the end."""
+        todo = {name: rows for name, rows in tables.items() if rows}
+        if not todo:
+            return
+        retries = self.settings.store.insert_retries
+        async with self._write_lock:
+            for attempt in range(retries + 1):
+                try:
+                    await asyncio.to_thread(self._insert_all, todo)
+                    return
+                except StoreError as exc:
+                    if attempt == retries:
+                        raise
+                    delay = min(5.0, 0.1 * 2**attempt)
+                    log.warning(
+                        "store write failed, retrying",
+                        extra={"attempt": attempt + 1, "delay_s": delay, "error": str(exc)[:200]},
+                    )
+                    await asyncio.sleep(delay)
+
+    def _insert_all(self, todo: dict[str, list[dict[str, Any]]]) -> None:
+        # Events go last: a row in `events` means its checks and decisions are there too.
+        for name in sorted(todo, key=lambda t: t == "events"):
+            self.store.insert(name, todo[name])
+
+    # -- event-time timers -------------------------------------------------------------
+
+    async def _advance(self, latest: datetime) -> None:
+        if self.watermark is not None and latest <= self.watermark:
+            return
+        self.watermark = latest
+        await self.fire_due_timers()
+
+    async def fire_due_timers(self, *, force: bool = False) -> None:
+        """Fire every timer whose period boundary the watermark has crossed.
+
+        ``force`` fires each timer once at the watermark (end of a replay), so the last
+        partial period is evaluated too.
+        """
+        if self.watermark is None or not self._timers:
+            return
+        epoch = self.watermark.timestamp()
+        for timer in self._timers:
+            slot = math.floor(epoch / timer.every_s)
+            if timer.last_slot is None:
+                timer.last_slot = slot
+                if not force:
+                    continue
+            if slot <= timer.last_slot and not force:
+                continue
+            if self._drain_before_timers:
+                await self.drain()
+            first = max(timer.last_slot + 1, slot - 1000)
+            boundaries = [s * timer.every_s for s in range(first, slot + 1)]
+            if force:
+                boundaries.append(epoch)
+            for boundary in boundaries:
+                await timer.fn(datetime.fromtimestamp(boundary, tz=UTC))
+                self.summary.timers_fired[timer.name] += 1
+            timer.last_slot = slot
+
+
+
+def render_summary(data: dict[str, Any]) -> str:
+    """The human-readable run summary (``--json`` prints ``data`` itself)."""
+    lines = [
+        f"events read      {data['read']}",
+        f"events stored    {data['stored']}",
+        f"rejected         {data['rejected']}"
+        + (
+            "  (" + ", ".join(f"{k}: {v}" for k, v in data["rejected_by_reason"].items()) + ")"
+            if data["rejected_by_reason"]
+            else ""
+        ),
+        f"feedback stored  {data['feedback_stored']}",
+    ]
+    for scorer, counts in data["decisions"].items():
+        lines.append(f"decisions {scorer:<10} " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
+    for name, stats in data.get("stages", {}).items():
+        shown = {k: v for k, v in stats.items() if k != "outcomes"}
+        if shown:
+            lines.append(f"stage {name:<14} " + ", ".join(f"{k}: {v}" for k, v in shown.items()))
+    if data.get("events_per_s"):
+        lines.append(f"elapsed          {data['elapsed_s']} s ({data['events_per_s']} events/s)")
+    return "\n".join(lines)

@@ -1,0 +1,78 @@
+"""PII patterns in responses: email, phone, payment card (Luhn), IBAN (mod 97), national id.
+
+Built for the every-event path: each pattern is guarded by a cheap membership test
+('@' for email, a digit for the numeric kinds) so most text is scanned by C code once,
+and numeric candidates are found by one regex and classified afterwards, instead of
+running one backtracking regex per kind over the whole text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+PII_KINDS = ("email", "phone", "card", "iban", "national_id")
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# A run of digits with the separators people type in numbers: spaces, dashes, dots, parens.
+_NUMBER_RUN = re.compile(r"(?<![\w.])\+?\(?\d[\d\s().-]{7,22}\d(?![\w])")
+_SSN = re.compile(r"^(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}$")
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
+_DIGIT = re.compile(r"\d")
+
+
+def luhn_ok(digits: str) -> bool:
+    """The Luhn checksum used by payment card numbers."""
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if index % 2 == 1:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def iban_ok(candidate: str) -> bool:
+    """ISO 13616 check: move the first four characters to the end, letters to numbers, mod 97."""
+    text = candidate.replace(" ", "")
+    if not 15 <= len(text) <= 34:
+        return False
+    rearranged = text[4:] + text[:4]
+    number = "".join(str(int(ch, 36)) for ch in rearranged)
+    return int(number) % 97 == 1
+
+
+def _classify_number(run: str) -> str | None:
+    stripped = run.strip()
+    if _SSN.match(stripped):
+        return "national_id"
+    digits = "".join(ch for ch in stripped if ch.isdigit())
+    n = len(digits)
+    separators_ok = all(ch in " -" or ch.isdigit() for ch in stripped)
+    if 13 <= n <= 19 and separators_ok and luhn_ok(digits):
+        return "card"
+    has_phone_shape = stripped.startswith("+") or "(" in stripped or "-" in stripped or " " in stripped
+    if 10 <= n <= 15 and has_phone_shape:
+        return "phone"
+    return None
+
+
+def find_pii(text: str, kinds: Iterable[str] = PII_KINDS) -> list[str]:
+    """The PII kinds present in ``text`` (sorted, each once)."""
+    wanted = set(kinds)
+    found: set[str] = set()
+    if "email" in wanted and "@" in text and _EMAIL.search(text):
+        found.add("email")
+    if not _DIGIT.search(text):
+        return sorted(found)  # every other kind needs digits
+    if "iban" in wanted and any(iban_ok(m.group(0)) for m in _IBAN.finditer(text)):
+        found.add("iban")
+    numeric = wanted & {"phone", "card", "national_id"}
+    if numeric:
+        for match in _NUMBER_RUN.finditer(text):
+            kind = _classify_number(match.group(0))
+            if kind in numeric:
+                found.add(kind)
+    return sorted(found)

@@ -1,0 +1,39 @@
+"""Storage: the `Store` interface, the ClickHouse schema and the two backends.
+
+Backends are chosen from an explicit registry by `open_store`, never by import side
+effects: ``embedded`` (chDB under a data directory) or ``server`` (clickhouse-connect).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from monitor.config import Settings
+from monitor.store.base import Store
+
+
+def _embedded(settings: Settings) -> Store:
+    from monitor.store.embedded import EmbeddedStore
+
+    s = settings.store
+    return EmbeddedStore(s.data_dir, s.database, s.ttl_days)
+
+
+def _server(settings: Settings) -> Store:
+    from monitor.store.server import ServerStore
+
+    s = settings.store
+    return ServerStore(
+        s.url, s.username, s.password.get_secret_value(), s.database, s.ttl_days
+    )
+
+
+BACKENDS: dict[str, Callable[[Settings], Store]] = {"embedded": _embedded, "server": _server}
+
+
+def open_store(settings: Settings) -> Store:
+    """The store the settings name (``auto`` resolves to server when a URL is set)."""
+    return BACKENDS[settings.store_backend](settings)
+
+
+__all__ = ["BACKENDS", "Store", "open_store"]

@@ -1,0 +1,101 @@
+"""The one small interface every store backend implements, and the shared SQL helpers.
+
+ClickHouse SQL is the only dialect. Backends differ in transport only:
+``embedded`` runs chDB in-process, ``server`` talks to a ClickHouse server over HTTP with
+clickhouse-connect. Both take rows as plain dicts and ship them as JSONEachRow, so the
+same rows and the same SQL give the same tables.
+
+Queries use ClickHouse-style placeholders, ``{name:Type}``; `render` substitutes safely
+quoted literals so both backends see identical text.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from typing import Any, Protocol, runtime_checkable
+
+import orjson
+
+Row = Mapping[str, Any]
+
+#: Insert settings both backends use: accept RFC 3339 timestamps with offsets.
+INSERT_SETTINGS = {"date_time_input_format": "best_effort"}
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What the pipeline, timers and CLI need from ClickHouse."""
+
+    database: str
+
+    def migrate(self) -> None:
+        """Create the database and every table if missing (idempotent)."""
+
+    def insert(self, table: str, rows: Sequence[Row]) -> None:
+        """Insert rows (dicts keyed by column) in one batch; raise `StoreError` on failure."""
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run a SELECT and return rows as dicts; raise `StoreError` on failure."""
+
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        """Run a statement that returns nothing (DDL, OPTIMIZE...)."""
+
+    def close(self) -> None:
+        """Release the connection or the embedded session."""
+
+
+_PLACEHOLDER = re.compile(r"\{(\w+):([^}]+)\}")
+
+
+def quote(value: Any) -> str:
+    """A ClickHouse SQL literal for a Python value."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+        return repr(value)
+    if isinstance(value, datetime):
+        return f"parseDateTime64BestEffort('{value.isoformat()}', 3, 'UTC')"
+    if isinstance(value, date):
+        return f"toDate('{value.isoformat()}')"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(quote(v) for v in value) + "]"
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"
+
+
+def render(sql: str, params: Mapping[str, Any] | None = None) -> str:
+    """Substitute ``{name:Type}`` placeholders with quoted literals."""
+    if not params:
+        return sql
+
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in params:
+            raise KeyError(f"query parameter {name!r} not given")
+        return quote(params[name])
+
+    return _PLACEHOLDER.sub(sub, sql)
+
+
+def _default(value: Any) -> Any:
+    # numpy arrays and scalars are serialized natively by orjson's OPT_SERIALIZE_NUMPY;
+    # anything else unusual (sets, Paths) becomes a list or a string.
+    if isinstance(value, set | frozenset):
+        return sorted(value)
+    return str(value)
+
+
+def json_each_row(rows: Sequence[Row]) -> bytes:
+    """Rows as JSONEachRow bytes (one JSON object a line)."""
+    dumps = orjson.dumps
+    opts = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
+    return b"".join(dumps(row, default=_default, option=opts) for row in rows)

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Create or reuse .venv at the repository root with everything Vigil needs.
+# Idempotent: a stamp records what was installed; a second run with the same inputs does nothing.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+venv="$root/.venv"
+stamp="$venv/.vigil-bootstrap"
+want=$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16)
+if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+  exit 0
+fi
+
+python=${VIGIL_PYTHON:-}
+if [[ -z "$python" ]]; then
+  for candidate in python3.11 "$HOME/.pyenv/versions/3.11.7/bin/python3.11" python3; do
+    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+      python=$candidate; break
+    fi
+  done
+fi
+[[ -n "$python" ]] || { echo "bootstrap: Python 3.11 is required (set VIGIL_PYTHON)" >&2; exit 1; }
+
+echo "bootstrap: installing into $venv (first run takes several minutes)" >&2
+[[ -x "$venv/bin/python" ]] || "$python" -m venv "$venv"
+pip=("$venv/bin/python" -m pip --disable-pip-version-check)
+"${pip[@]}" install -q --upgrade pip wheel
+# torch first: the CPU build of 2.13.0 is on local disk; anything newer drags in GBs of CUDA.
+"${pip[@]}" install -q "torch==2.13.0"
+
+# llama-cpp-python compiles from source (about 8 minutes on 2 cores). Build the wheel once
+# per machine into a cache outside the checkout; every later venv (CI's fresh clone too) reuses it.
+wheels=${VIGIL_WHEEL_CACHE:-$HOME/.cache/vigil/wheels}
+mkdir -p "$wheels"
+llama_pin=$(grep -o 'llama-cpp-python\[server\]==[0-9.]*' pyproject.toml | sed 's/.*==//')
+if ! ls "$wheels"/llama_cpp_python-"$llama_pin"-*.whl >/dev/null 2>&1; then
+  echo "bootstrap: building llama-cpp-python $llama_pin once (about 8 minutes)" >&2
+  "${pip[@]}" wheel -q --no-deps -w "$wheels" "llama-cpp-python==$llama_pin"
+fi
+
+# Everything else in ONE resolver pass, so faust-streaming's click<8.4 and the rest agree.
+"${pip[@]}" install -q --find-links "$wheels" -e ".[dev]"
+"${pip[@]}" check
+echo "$want" > "$stamp"
+echo "bootstrap: ready" >&2
