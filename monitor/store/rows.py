@@ -138,3 +138,34 @@ def dead_letter_row(
         "raw_b64": base64.b64encode(raw).decode(),
         "received_at": now,
     }
+
+
+def incident_row(
+    event: Event, risk_type: str, category: str, score: float, source: str, now: str
+) -> Row:
+    return {
+        "event_id": event.event_id,
+        "ts": _iso(event.ts),
+        "route": event.route,
+        "model": event.model,
+        "model_version": event.model_version,
+        "risk_type": risk_type,
+        "category": category,
+        "score": score,
+        "source": source,
+        "created_at": now,
+    }
+
+
+def embedding_row(event: Event, kind: str, embedder: str, vector: Any, now: str) -> Row:
+    return {
+        "event_id": event.event_id,
+        "ts": _iso(event.ts),
+        "route": event.route,
+        "model": event.model,
+        "model_version": event.model_version,
+        "kind": kind,
+        "embedder": embedder,
+        "vector": vector,
+        "created_at": now,
+    }

@@ -153,6 +153,42 @@ ORDER BY (source, position)""",
         ttl_column="received_at",
     ),
     Table(
+        # Sentence embeddings of prompts (and optionally responses), for drift and similarity.
+        "embeddings",
+        """(
+    event_id String,
+    ts DateTime64(3, 'UTC'),
+    route LowCardinality(String),
+    model LowCardinality(String),
+    model_version LowCardinality(String),
+    kind LowCardinality(String),
+    embedder LowCardinality(String),
+    vector Array(Float32),
+    created_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(ts)
+ORDER BY (event_id, kind, embedder)""",
+    ),
+    Table(
+        # Safety incidents grouped by risk type: toxicity (by category), pii (by kind),
+        # jailbreak (pattern or similarity). One row per (event, risk type, category).
+        "incidents",
+        """(
+    event_id String,
+    ts DateTime64(3, 'UTC'),
+    route LowCardinality(String),
+    model LowCardinality(String),
+    model_version LowCardinality(String),
+    risk_type LowCardinality(String),
+    category LowCardinality(String),
+    score Float64,
+    source LowCardinality(String),
+    created_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(ts)
+ORDER BY (event_id, risk_type, category)""",
+    ),
+    Table(
         # Key/value state that must survive restarts (pinned baselines, watermarks...).
         "state",
         """(
