@@ -163,13 +163,18 @@ def _check_size(raw: bytes | str) -> None:
 _JSON_ERRORS = {"json_invalid", "json_type"}
 
 
-def _translate(exc: ValidationError) -> EventError:
+def _translate(exc: ValidationError, raw: bytes | str) -> EventError:
     first = exc.errors(include_url=False, include_input=False)[0]
     kind = first["type"]
     where = ".".join(str(part) for part in first["loc"]) or "<root>"
     if kind in _JSON_ERRORS:
         detail = str(first.get("ctx", {}).get("error", first["msg"]))
-        reason = "invalid_utf8" if "utf-8" in detail.lower() or "unicode" in detail.lower() else "invalid_json"
+        if isinstance(raw, bytes):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as bad:
+                return EventError("invalid_utf8", f"byte {bad.start}: {bad.reason}")
+        reason = "invalid_utf8" if "unicode" in detail.lower() else "invalid_json"
         return EventError(reason, detail)
     if kind in {"model_type", "model_attributes_type"} and not first["loc"]:
         return EventError("not_an_object", "top-level JSON is not an object")
@@ -187,7 +192,7 @@ def parse_event(raw: bytes | str) -> Event:
     try:
         event = Event.model_validate_json(raw)
     except ValidationError as exc:
-        raise _translate(exc) from exc
+        raise _translate(exc, raw) from exc
     extra = event.model_extra
     if extra:
         metadata = dict(event.metadata)
@@ -205,7 +210,7 @@ def parse_feedback(raw: bytes | str) -> FeedbackEvent:
     try:
         return FeedbackEvent.model_validate_json(raw)
     except ValidationError as exc:
-        raise _translate(exc) from exc
+        raise _translate(exc, raw) from exc
 
 
 def event_to_json(event: Event) -> bytes:

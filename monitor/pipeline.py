@@ -74,6 +74,19 @@ class Summary:
 
 
 @dataclass
+class Prepared:
+    """A batch turned into table rows, ready to be written by `Pipeline.commit`."""
+
+    now: str
+    tables: dict[str, list[dict[str, Any]]] = field(
+        default_factory=lambda: {
+            name: [] for name in ("events", "checks", "decisions", "feedback", "incidents", "dead_letters")
+        }
+    )
+    latest: datetime | None = None
+
+
+@dataclass
 class _Timer:
     name: str
     every_s: float
@@ -148,11 +161,19 @@ class Pipeline:
 
     async def process(self, batch: Sequence[RawMessage]) -> None:
         """Handle one batch of event messages; returns once it is durably stored."""
+        await self.commit(self.prepare(batch))
+
+    def prepare(self, batch: Sequence[RawMessage]) -> Prepared:
+        """The CPU half of `process`: parse, check, sample, offer to stages, build rows.
+
+        Split from `commit` so a batch source may prepare batch N+1 while batch N is being
+        written (chDB and the HTTP client release the GIL); commits must stay in order.
+        """
         now = now_iso()
-        tables: dict[str, list[dict[str, Any]]] = {
-            "events": [], "checks": [], "decisions": [], "feedback": [], "dead_letters": []
-        }
+        prepared = Prepared(now)
+        tables = prepared.tables
         events_rows, checks_rows, decision_rows = tables["events"], tables["checks"], tables["decisions"]
+        feedback_rows, incident_rows = tables["feedback"], tables["incidents"]
         summary = self.summary
         summary.read += len(batch)
         latest: datetime | None = None
@@ -172,9 +193,10 @@ class Pipeline:
             failed = result.failed
             events_rows.append(R.event_row(event, now))
             checks_rows.append(R.check_row(event, result))
-            feedback = R.inline_feedback_row(event, now)
-            if feedback is not None:
-                tables["feedback"].append(feedback)
+            if event.feedback is not None:
+                feedback_rows.append(R.inline_feedback_row(event, now))
+            for kind in result.pii_kinds:
+                incident_rows.append(R.incident_row(event, "pii", kind, 1.0, "heuristics", now))
             for decision in decide(event, failed):
                 if decision.decision == "pending" and not stages[decision.scorer].offer(
                     Job(event, failed, decision.reason)
@@ -184,11 +206,16 @@ class Pipeline:
                 decision_rows.append(R.decision_row(event, decision, now))
             if latest is None or event.ts > latest:
                 latest = event.ts
-        await self.write(tables)
-        summary.stored += len(events_rows)
-        summary.feedback_stored += len(tables["feedback"])
-        if latest is not None:
-            await self._advance(latest)
+        prepared.latest = latest
+        return prepared
+
+    async def commit(self, prepared: Prepared) -> None:
+        """The I/O half of `process`: write durably, then advance event time and timers."""
+        await self.write(prepared.tables)
+        self.summary.stored += len(prepared.tables["events"])
+        self.summary.feedback_stored += len(prepared.tables["feedback"])
+        if prepared.latest is not None:
+            await self._advance(prepared.latest)
 
     async def process_feedback(self, batch: Sequence[RawMessage]) -> None:
         """Handle one batch of late-feedback messages (topic ``vigil.feedback``)."""

@@ -45,8 +45,17 @@ async def replay_file(settings: Settings, path: Path) -> Summary:
     pipeline = build_pipeline(settings, store, replay=True)
     try:
         await pipeline.start()
+        # Prepare batch N+1 while batch N is written: the store releases the GIL, so the
+        # two halves use both cores. Commits still happen strictly in order.
+        writing: asyncio.Task[None] | None = None
         for batch in read_batches(path, settings.kafka.batch_max):
-            await pipeline.process(batch)
+            prepared = pipeline.prepare(batch)
+            if writing is not None:
+                await writing
+            writing = asyncio.create_task(pipeline.commit(prepared))
+            await asyncio.sleep(0)  # let the commit hand its write to the thread pool
+        if writing is not None:
+            await writing
         await pipeline.drain()
         await pipeline.fire_due_timers(force=True)
         await pipeline.drain()

@@ -1,7 +1,7 @@
 """PII patterns in responses: email, phone, payment card (Luhn), IBAN (mod 97), national id.
 
-Built for the every-event path: each pattern is guarded by a cheap membership test
-('@' for email, a digit for the numeric kinds) so most text is scanned by C code once,
+Built for the every-event path: each pattern is guarded by a cheap test ('@' for email,
+one search for a long digit run for the others) so most text is scanned by C code once,
 and numeric candidates are found by one regex and classified afterwards, instead of
 running one backtracking regex per kind over the whole text.
 """
@@ -18,7 +18,9 @@ _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za
 _NUMBER_RUN = re.compile(r"(?<![\w.])\+?\(?\d[\d\s().-]{7,22}\d(?![\w])")
 _SSN = re.compile(r"^(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}$")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
-_DIGIT = re.compile(r"\d")
+# Every numeric kind (and every IBAN we know of) contains a run of at least 9 digits with
+# separators; one cheap search for such a run rules most text out before the full scans.
+_NUMERIC_HINT = re.compile(r"\d[\d .()-]{7,}\d")
 
 
 def luhn_ok(digits: str) -> bool:
@@ -65,13 +67,17 @@ def find_pii(text: str, kinds: Iterable[str] = PII_KINDS) -> list[str]:
     found: set[str] = set()
     if "email" in wanted and "@" in text and _EMAIL.search(text):
         found.add("email")
-    if not _DIGIT.search(text):
-        return sorted(found)  # every other kind needs digits
-    if "iban" in wanted and any(iban_ok(m.group(0)) for m in _IBAN.finditer(text)):
+    if not _NUMERIC_HINT.search(text):
+        return sorted(found)  # every other kind needs a long run of digits
+    # Digits inside a valid IBAN are part of it, not a phone or card number.
+    iban_spans = [m.span() for m in _IBAN.finditer(text) if iban_ok(m.group(0))]
+    if iban_spans and "iban" in wanted:
         found.add("iban")
     numeric = wanted & {"phone", "card", "national_id"}
     if numeric:
         for match in _NUMBER_RUN.finditer(text):
+            if any(start <= match.start() < end for start, end in iban_spans):
+                continue
             kind = _classify_number(match.group(0))
             if kind in numeric:
                 found.add(kind)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from monitor.events import Event, FeedbackEvent
@@ -13,8 +14,10 @@ from monitor.scorers.heuristics import CHECKS_VERSION, CheckResult
 Row = dict[str, Any]
 
 
+@lru_cache(maxsize=8192)
 def _iso(ts: datetime) -> str:
     # Stored as UTC; ClickHouse parses the offset either way, but one zone reads better.
+    # Cached: one event's time is formatted for its event, checks and decision rows.
     return ts.astimezone(UTC).isoformat() if ts.utcoffset() else ts.isoformat()
 
 
@@ -66,6 +69,7 @@ def check_row(event: Event, result: CheckResult) -> Row:
         "json_ok": result.json_ok,
         "json_error": result.json_error,
         "pii_kinds": result.pii_kinds,
+        "jailbreak_kinds": result.jailbreak_kinds,
         "failed": result.failed,
     }
 
@@ -103,9 +107,8 @@ def score_row(
     }
 
 
-def inline_feedback_row(event: Event, now: str) -> Row | None:
-    if event.feedback is None:
-        return None
+def inline_feedback_row(event: Event, now: str) -> Row:
+    assert event.feedback is not None
     return {
         "event_id": event.event_id,
         "ts": _iso(event.ts),
