@@ -2,6 +2,8 @@
 
 Backends are chosen from an explicit registry by `open_store`, never by import side
 effects: ``embedded`` (chDB under a data directory) or ``server`` (clickhouse-connect).
+The daemon that owns a data directory opens it with
+`monitor.store.lock.own_embedded_store` instead, which also serves it over HTTP.
 """
 
 from __future__ import annotations
@@ -13,9 +15,19 @@ from monitor.store.base import Store
 
 
 def _embedded(settings: Settings) -> Store:
+    # chDB allows one process per data directory: while a daemon owns it, read through
+    # the daemon's HTTP endpoint (see monitor.store.lock); otherwise open it here.
     from monitor.store.embedded import EmbeddedStore
+    from monitor.store.lock import find_daemon
 
     s = settings.store
+    daemon = find_daemon(s.data_dir)
+    if daemon is not None:
+        from monitor.store.server import ServerStore
+
+        return ServerStore(
+            daemon.url, s.username, s.password.get_secret_value(), s.database, s.ttl_days
+        )
     return EmbeddedStore(s.data_dir, s.database, s.ttl_days)
 
 

@@ -2,20 +2,21 @@
 
 chDB allows one process per data directory and one query at a time per session, so every
 call goes through one lock; callers run it in a worker thread (``asyncio.to_thread``).
-Inserts ship rows as inline JSONEachRow, the same bytes the server backend sends.
+Inserts ship rows as inline JSONCompactEachRow (the fastest text format chDB parses here).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from monitor.errors import StoreError
-from monitor.store.base import INSERT_SETTINGS, Row, json_each_row, render
+from monitor.store.base import INSERT_SETTINGS, Row, json_compact_each_row, render
 from monitor.store.schema import create_statements
 
 _SETTINGS_CLAUSE = " SETTINGS " + ", ".join(f"{k}='{v}'" for k, v in INSERT_SETTINGS.items())
@@ -32,8 +33,9 @@ class EmbeddedStore:
         self.ttl_days = ttl_days
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._current_database = "default"
         try:
-            self._session = chdb_session.Session(str(self.data_dir))
+            self._session: Any = chdb_session.Session(str(self.data_dir))  # type: ignore[no-untyped-call]
         except Exception as exc:  # chdb raises plain RuntimeError/ChdbError variants
             raise StoreError(f"cannot open embedded store at {self.data_dir}: {exc}") from exc
 
@@ -46,8 +48,14 @@ class EmbeddedStore:
     def insert(self, table: str, rows: Sequence[Row]) -> None:
         if not rows:
             return
-        body = json_each_row(rows).decode()
-        self.raw(f"INSERT INTO {self.database}.{table}{_SETTINGS_CLAUSE} FORMAT JSONEachRow\n{body}")
+        try:
+            columns, body = json_compact_each_row(rows)
+        except ValueError as exc:
+            raise StoreError(f"insert into {table}: {exc}") from exc
+        self.raw(
+            f"INSERT INTO {self.database}.{table} ({', '.join(columns)}){_SETTINGS_CLAUSE}"
+            f" FORMAT JSONCompactEachRow\n{body.decode()}"
+        )
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         data = self.raw(render(sql, params), "JSONEachRow")
@@ -67,17 +75,64 @@ class EmbeddedStore:
 
     def raw(self, sql: str, fmt: str = "TabSeparated") -> bytes:
         """Run one statement and return the result bytes in ``fmt``."""
+        return self.execute(sql, fmt).data
+
+    def execute(
+        self,
+        sql: str,
+        fmt: str = "TabSeparated",
+        *,
+        params: Mapping[str, str] | None = None,
+        database: str | None = None,
+    ) -> RawResult:
+        """`raw` with server-side ``{name:Type}`` parameters, a current database and stats.
+
+        The session's current database is switched under the lock when ``database``
+        differs (Vigil's own SQL is always qualified, so the switch only serves HTTP
+        clients that name a database); ``None`` means ``default``.
+        """
+        target = database or "default"
         with self._lock:
             try:
-                result = self._session.query(sql, fmt)
+                if target != self._current_database:
+                    self._check(self._session.query(f"USE `{target.replace('`', '')}`", fmt))
+                    self._current_database = target
+                result = self._session.query(sql, fmt, params=dict(params) if params else None)
+            except StoreError:
+                raise
             except Exception as exc:
                 raise StoreError(_first_line(str(exc))) from exc
+        self._check(result)
+        if result is None:
+            return RawResult(b"")
+        return RawResult(
+            bytes(result.bytes()),
+            rows_read=int(result.rows_read()),
+            bytes_read=int(result.bytes_read()),
+            rows_written=int(getattr(result, "rows_written", lambda: 0)()),
+            bytes_written=int(getattr(result, "bytes_written", lambda: 0)()),
+            elapsed_s=float(result.elapsed()),
+        )
+
+    @staticmethod
+    def _check(result: Any) -> None:
         error = getattr(result, "error_message", None)
         if callable(error):
             error = error()
         if error:
             raise StoreError(_first_line(str(error)))
-        return bytes(result.bytes()) if result is not None else b""
+
+
+@dataclass(frozen=True, slots=True)
+class RawResult:
+    """Result bytes of one statement and what chDB reports about it."""
+
+    data: bytes
+    rows_read: int = 0
+    bytes_read: int = 0
+    rows_written: int = 0
+    bytes_written: int = 0
+    elapsed_s: float = 0.0
 
 
 def _first_line(message: str) -> str:

@@ -79,6 +79,7 @@ ORDER BY (event_id)""",
     json_ok UInt8,
     json_error String,
     pii_kinds Array(LowCardinality(String)),
+    jailbreak_kinds Array(LowCardinality(String)),
     failed Array(LowCardinality(String))
 ) ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(ts)
@@ -189,6 +190,46 @@ PARTITION BY toYYYYMM(ts)
 ORDER BY (event_id, risk_type, category)""",
     ),
     Table(
+        # LLM-judge verdicts, one row per (event, judge identity): per-dimension scores and
+        # reasons, the pairwise outcome, judge model, rubric version, prompt template hash,
+        # tokens, cost and latency. cache_key (content + judge identity) makes this table the
+        # persistent verdict cache; rows with cached=1 re-issue a verdict at no cost.
+        "judgments",
+        """(
+    event_id String,
+    ts DateTime64(3, 'UTC'),
+    route LowCardinality(String),
+    model LowCardinality(String),
+    model_version LowCardinality(String),
+    judge_version LowCardinality(String),
+    cache_key String,
+    judge_model LowCardinality(String),
+    rubric LowCardinality(String),
+    rubric_version LowCardinality(String),
+    template_hash LowCardinality(String),
+    mode LowCardinality(String),
+    cascade LowCardinality(String),
+    scores Map(String, Float64),
+    reasons Map(String, String),
+    overall Float64,
+    pair_winner LowCardinality(String),
+    pair_orders Array(String),
+    pair_reasons Array(String),
+    shadow_model String,
+    cached UInt8,
+    calls UInt16,
+    repaired UInt8,
+    prompt_tokens UInt32,
+    completion_tokens UInt32,
+    cost Float64,
+    latency_ms Float64,
+    created_at DateTime64(3, 'UTC'),
+    INDEX idx_cache_key cache_key TYPE bloom_filter GRANULARITY 4
+) ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(ts)
+ORDER BY (event_id, judge_version)""",
+    ),
+    Table(
         # Key/value state that must survive restarts (pinned baselines, watermarks...).
         "state",
         """(
@@ -198,6 +239,128 @@ ORDER BY (event_id, risk_type, category)""",
 ) ENGINE = ReplacingMergeTree(updated_at)
 ORDER BY (key)""",
         ttl_column=None,
+    ),
+    Table(
+        # Drift reports (monitor/drift.py): one row per drift-job firing and scope.
+        #   ts                 event time the report describes: the window end (as_of)
+        #   model_version      '' = all versions pooled; a version name = only its events
+        #                      (written when the window mixes versions, or a baseline is
+        #                      pinned for that version)
+        #   window_start       window is [window_start, ts)
+        #   reference_kind     'pinned' (vigil baseline pin) or 'rolling' (the span before
+        #                      the window); reference_start/end bound it, reference_id
+        #                      names its exact contents (cache key, seeds)
+        #   n_reference/n_window  embeddings used (after subsampling)
+        #   drifted            1 when any test passed its alpha-spent level AND its minimum
+        #                      effect; reasons says which: 'mmd', 'cluster_shift', 'new_topic'
+        #   new_topic          1 when the new-topic test flagged (also in reasons)
+        #   alpha_test         the per-test level after spending drift.alpha over a day
+        #   mmd2, mmd_effect, mmd_p_value (gamma tail of the permutation null), mmd_p_perm
+        #   centroid_cosine    1 - cos(mean reference, mean window)
+        #   psi, chi2, chi2_p_value, max_share_ratio   cluster-share shift (k = clusters)
+        #   new_topic_rate, new_topic_base_rate, new_topic_p_value
+        #   top_clusters       JSON list: most shifted clusters (and the new-topic group,
+        #                      cluster -1) with shares, example prompts, judge-score change
+        # A rule "significant drift or a new topic, per version" reads the latest row per
+        # model_version != '' (or = '' for all traffic): drifted = 1 OR new_topic = 1.
+        "drift_reports",
+        """(
+    ts DateTime64(3, 'UTC'),
+    model_version LowCardinality(String),
+    window_start DateTime64(3, 'UTC'),
+    reference_kind LowCardinality(String),
+    reference_start DateTime64(3, 'UTC'),
+    reference_end DateTime64(3, 'UTC'),
+    reference_id String,
+    embedder LowCardinality(String),
+    n_reference UInt32,
+    n_window UInt32,
+    drifted UInt8,
+    new_topic UInt8,
+    reasons Array(LowCardinality(String)),
+    alpha_test Float64,
+    mmd2 Float64,
+    mmd_effect Float64,
+    mmd_p_value Float64,
+    mmd_p_perm Float64,
+    permutations UInt32,
+    centroid_cosine Float64,
+    clusters UInt16,
+    psi Float64,
+    chi2 Float64,
+    chi2_p_value Float64,
+    max_share_ratio Float64,
+    new_topic_rate Float64,
+    new_topic_base_rate Float64,
+    new_topic_p_value Float64,
+    top_clusters String,
+    created_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree(created_at)
+PARTITION BY toYYYYMM(ts)
+ORDER BY (model_version, ts)""",
+    ),
+    Table(
+        # Per-minute dashboard rollups, recomputed from FINAL data by
+        # monitor.store.rollups.refresh_rollups; the latest refresh of a minute wins.
+        "rollup_minute",
+        """(
+    minute DateTime('UTC'),
+    model LowCardinality(String),
+    model_version LowCardinality(String),
+    route LowCardinality(String),
+    events UInt64,
+    failed_events UInt64,
+    failed_checks Map(String, UInt64),
+    latency_p50_ms Nullable(Float64),
+    latency_p95_ms Nullable(Float64),
+    latency_avg_ms Nullable(Float64),
+    prompt_tokens UInt64,
+    completion_tokens UInt64,
+    feedback UInt64,
+    negative_feedback UInt64,
+    positive_feedback UInt64,
+    refreshed_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree(refreshed_at)
+PARTITION BY toYYYYMM(minute)
+ORDER BY (minute, model, model_version, route)""",
+        ttl_column="minute",
+    ),
+    Table(
+        # Alert state transitions (pending, firing, resolved, inactive), written by the
+        # event-time alert evaluator. The latest row per (rule, segment_key) is the state a
+        # restart resumes from; `notified` stops a replay or restart from paging twice.
+        "alerts",
+        """(
+    alert_id String,
+    rule LowCardinality(String),
+    metric LowCardinality(String),
+    severity LowCardinality(String),
+    segment Map(String, String),
+    segment_key String,
+    state LowCardinality(String),
+    previous LowCardinality(String),
+    reason LowCardinality(String),
+    ts DateTime64(3, 'UTC'),
+    onset Nullable(DateTime64(3, 'UTC')),
+    fired_at Nullable(DateTime64(3, 'UTC')),
+    resolved_at Nullable(DateTime64(3, 'UTC')),
+    breaches UInt16,
+    value Float64,
+    baseline Float64,
+    effect Float64,
+    statistic Float64,
+    threshold Float64,
+    n UInt64,
+    confidence Float64,
+    message String,
+    query String,
+    command String,
+    details String,
+    notified UInt8,
+    created_at DateTime64(3, 'UTC')
+) ENGINE = ReplacingMergeTree(created_at)
+PARTITION BY toYYYYMM(ts)
+ORDER BY (rule, segment_key, ts, state)""",
     ),
 ]
 

@@ -1,0 +1,537 @@
+"""A ClickHouse-compatible HTTP endpoint over the embedded (chDB) store, on loopback.
+
+chDB lets one process open a data directory, so the daemon that owns it (`vigil up`,
+`vigil worker`) serves it here for everyone else: `vigil alerts`/`vigil report` (through
+`ServerStore`, i.e. clickhouse-connect), Grafana's ClickHouse datasource, curl.
+
+What a ClickHouse HTTP client can rely on:
+
+- ``GET /ping`` (and ``GET /`` without a query, ``/replicas_status``) answer ``Ok.``;
+- the statement is the ``query`` parameter followed by the body (a newline between);
+  GET is read-only, as on a server; ``readonly=1`` forbids writes on any method;
+- ``database``, ``default_format``, ``query_id``, ``param_<name>`` (server-side
+  ``{name:Type}`` parameters) and ClickHouse settings as URL parameters (applied to
+  SELECT and INSERT statements; HTTP transport settings are accepted and ignored);
+- a trailing ``FORMAT x`` clause picks the output format, then ``default_format``,
+  then TabSeparated; Native works both ways, which is what clickhouse-connect uses;
+- insert bodies in any format, optionally compressed (Content-Encoding gzip, deflate,
+  lz4, zstd, br) and/or chunked: text bodies go inline into the INSERT, binary bodies
+  through a temporary file read with ``FROM INFILE``;
+- errors: HTTP 500 (403 for authentication) with ClickHouse's ``Code: N. DB::Exception:``
+  text and the ``X-ClickHouse-Exception-Code`` header;
+- headers X-ClickHouse-Format, -Summary, -Query-Id, -Timezone, -Server-Display-Name;
+- optional HTTP basic auth (or X-ClickHouse-User/-Key, or user/password parameters).
+
+Not served: multipart form bodies (external tables), ``compress=1``/``decompress=1``
+(ClickHouse's internal block compression), sessions, and ``client_protocol_version``
+(answered as protocol 0, which clients such as clickhouse-connect detect and accept).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hmac
+import logging
+import re
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import uuid
+import zlib
+from base64 import b64decode
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import orjson
+
+from monitor.errors import StoreError
+from monitor.store.embedded import EmbeddedStore
+
+log = logging.getLogger("vigil.store.http")
+
+#: URL parameters that steer the HTTP transport, never sent to chDB as settings.
+_TRANSPORT_PARAMS = {
+    "query", "database", "default_format", "user", "password", "query_id", "session_id",
+    "session_timeout", "session_check", "compress", "decompress", "buffer_size",
+    "wait_end_of_query", "quota_key", "role", "client_protocol_version", "readonly",
+    "enable_http_compression", "send_progress_in_http_headers",
+    "http_headers_progress_interval_ms", "cancel_http_readonly_queries_on_client_close",
+    "http_zlib_compression_level", "http_native_compression_disable_checksumming_on_decompress",
+    "add_http_cors_header", "max_query_size",
+}  # fmt: skip
+_RESULT_KEYWORDS = {"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXISTS", "EXPLAIN", "CHECK"}
+#: Statements that change something: refused on GET and with readonly, as on a server.
+#: Anything else that is not a result statement is not valid SQL and fails in the parser.
+_WRITE_KEYWORDS = {
+    "INSERT", "CREATE", "DROP", "ALTER", "TRUNCATE", "OPTIMIZE", "RENAME", "ATTACH", "DETACH",
+    "DELETE", "UPDATE", "SYSTEM", "GRANT", "REVOKE", "KILL", "SET", "USE", "EXCHANGE", "UNDROP",
+    "MOVE", "BACKUP", "RESTORE", "REPLACE", "UNDO", "BEGIN", "COMMIT", "ROLLBACK",
+}  # fmt: skip
+_TEXT_FORMAT_PREFIXES = ("json", "tabseparated", "tsv", "csv", "values", "customseparated")
+_COMMENT = re.compile(r"(--[^\n]*\n|/\*.*?\*/|\s+)", re.S)
+_FIRST_WORD = re.compile(r"[(\s]*([A-Za-z]+)")
+_TRAILING_FORMAT = re.compile(r"\bFORMAT\s+([A-Za-z0-9_]+)\s*;?\s*$", re.I)
+_INSERT_HEAD = re.compile(
+    rb"^(?P<head>\s*INSERT\s.*?\bFORMAT\s+(?P<fmt>[A-Za-z0-9_]+))[ \t]*\r?\n?", re.I | re.S
+)
+_FORMAT_TAIL = re.compile(r"^(?P<pre>.*?)\s*\bFORMAT\s+(?P<fmt>[A-Za-z0-9_]+)\s*$", re.I | re.S)
+_CODE = re.compile(r"^Code: (\d+)\.")
+#: Names of the errors chDB's one-line messages most often leave out.
+_ERROR_NAMES = {
+    27: "CANNOT_PARSE_INPUT_ASSERTION_FAILED", 36: "BAD_ARGUMENTS", 46: "UNKNOWN_FUNCTION",
+    47: "UNKNOWN_IDENTIFIER", 53: "TYPE_MISMATCH", 57: "TABLE_ALREADY_EXISTS",
+    60: "UNKNOWN_TABLE", 62: "SYNTAX_ERROR", 81: "UNKNOWN_DATABASE", 115: "UNKNOWN_SETTING",
+    117: "INCORRECT_DATA", 164: "READONLY", 241: "MEMORY_LIMIT_EXCEEDED",
+    456: "UNKNOWN_QUERY_PARAMETER",
+}  # fmt: skip
+_SETTINGS_WORD = re.compile(r"\bSETTINGS\b", re.I)
+_SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+@dataclass
+class EndpointHandle:
+    """A running endpoint; `close` stops it and every connection thread."""
+
+    host: str
+    port: int
+    _server: _Server = field(repr=False)
+    _thread: threading.Thread = field(repr=False)
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
+        return f"http://{host}:{self.port}"
+
+    def close(self) -> None:
+        server = self._server
+        if server.closed:
+            return
+        server.closed = True
+        server.shutdown()
+        with server.conns_lock:
+            conns = list(server.conns)
+        for conn in conns:  # unblock keep-alive threads waiting for the next request
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        server.server_close()  # joins the request threads (block_on_close)
+        self._thread.join()
+        shutil.rmtree(server.spool, ignore_errors=True)
+        log.info("http endpoint stopped", extra={"port": self.port})
+
+
+def serve_store(
+    store: EmbeddedStore,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    username: str = "default",
+    password: str = "",
+    display_name: str = "vigil-chdb",
+) -> EndpointHandle:
+    """Serve ``store`` over ClickHouse's HTTP protocol in a background thread.
+
+    ``port`` 0 picks a free port (see ``handle.port``). With a ``password``, requests
+    must authenticate as ``username``; without one, any user name is accepted (bind to
+    loopback only, the default).
+    """
+    try:
+        server = _Server((host, port), _Handler)
+    except OSError as exc:
+        raise StoreError(f"cannot serve the store on {host}:{port}: {exc.strerror}") from exc
+    server.store = store
+    server.username = username
+    server.password = password
+    server.display_name = display_name
+    server.spool = Path(tempfile.mkdtemp(prefix="vigil-http-"))
+    server.timezone = store.raw("SELECT timezone()").decode().strip() or "UTC"
+    server.version = store.raw("SELECT version()").decode().strip()
+    server.settings = _current_settings(store)
+    # A short poll interval makes `close` quick; an idle poll costs next to nothing.
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="vigil-http", daemon=True
+    )
+    thread.start()
+    bound_port = server.server_address[1]
+    log.info("http endpoint serving", extra={"host": host, "port": bound_port})
+    return EndpointHandle(host, int(bound_port), server, thread)
+
+
+def _current_settings(store: EmbeddedStore) -> dict[str, str]:
+    data = store.raw("SELECT name, value FROM system.settings", "JSONCompactEachRow")
+    return {row[0]: row[1] for row in map(orjson.loads, data.splitlines()) if row}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = False
+    block_on_close = True
+    store: EmbeddedStore
+    username: str
+    password: str
+    display_name: str
+    spool: Path
+    timezone: str
+    version: str
+    settings: dict[str, str]
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self.conns: set[socket.socket] = set()
+        self.conns_lock = threading.Lock()
+        self.closed = False
+
+
+class ClickHouseError(Exception):
+    """An error answered in ClickHouse's format: code, name, HTTP status."""
+
+    def __init__(self, code: int, name: str, message: str, status: int = 500) -> None:
+        super().__init__(message)
+        self.code, self.name, self.status = code, name, status
+
+    def body(self, version: str) -> str:
+        name = f" ({self.name})" if self.name else ""
+        text = str(self).rstrip(". ")
+        return f"Code: {self.code}. DB::Exception: {text}.{name} (version {version})\n"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: clients pool connections
+    timeout = 60  # idle keep-alive connections close after this many seconds
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.conns_lock:
+            self.server.conns.add(self.connection)
+
+    def finish(self) -> None:
+        with contextlib.suppress(OSError):
+            super().finish()
+        with self.server.conns_lock:
+            self.server.conns.discard(self.connection)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # Access lines carry the URL, which holds the query text: keep them out of logs.
+        return
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def do_HEAD(self) -> None:
+        self._serve("HEAD")
+
+    # -- one request -------------------------------------------------------------------
+
+    def _serve(self, method: str) -> None:
+        started = time.perf_counter()
+        parts = urlsplit(self.path)
+        params = dict(parse_qsl(parts.query, keep_blank_values=True))
+        query_id = params.get("query_id") or str(uuid.uuid4())
+        try:
+            body = self._read_body()
+            if parts.path in ("/ping", "/replicas_status") or (
+                parts.path == "/"
+                and method in ("GET", "HEAD")
+                and "query" not in params
+                and not body
+            ):
+                self._reply(200, b"Ok.\n", {"Content-Type": "text/html; charset=UTF-8"}, method)
+                return
+            if parts.path != "/":
+                raise ClickHouseError(
+                    246, "UNKNOWN_HANDLER", f"There is no handle {parts.path}", status=404
+                )
+            self._authenticate(params)
+            result, headers = self._run(method, params, body, query_id)
+        except ClickHouseError as exc:
+            self._fail(exc, query_id, method)
+            return
+        except StoreError as exc:
+            self._fail(_from_store_error(exc), query_id, method)
+            return
+        headers["X-ClickHouse-Query-Id"] = query_id
+        headers["X-ClickHouse-Timezone"] = self.server.timezone
+        self._reply(200, result, headers, method)
+        log.debug(
+            "http query",
+            extra={
+                "query_id": query_id,
+                "bytes": len(result),
+                "ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+
+    def _run(
+        self, method: str, params: dict[str, str], body: bytes, query_id: str
+    ) -> tuple[bytes, dict[str, str]]:
+        query = params.get("query", "")
+        head, data = _split_statement(query, body)
+        keyword = _first_keyword(head)
+        writes = keyword not in _RESULT_KEYWORDS
+        if keyword in _WRITE_KEYWORDS and (
+            method == "GET" or params.get("readonly", "0") not in ("", "0")
+        ):
+            raise ClickHouseError(
+                164,
+                "READONLY",
+                "Cannot execute query in readonly mode. For queries over HTTP, "
+                "method GET implies readonly. You should use method POST for modifying queries",
+            )
+        settings = self._settings(params)
+        bind = {k[len("param_") :]: v for k, v in params.items() if k.startswith("param_")}
+        database = params.get("database") or None
+        store = self.server.store
+        headers: dict[str, str] = {}
+        if keyword == "INSERT":
+            result = self._insert(head, data, settings, bind, database)
+        else:
+            sql = head
+            if keyword in ("SELECT", "WITH") and settings:
+                sql = f"{sql.rstrip().rstrip(';')}\nSETTINGS {_settings_clause(settings)}"
+            match = _TRAILING_FORMAT.search(head)
+            fmt = match.group(1) if match else params.get("default_format") or "TabSeparated"
+            result = store.execute(sql, fmt, params=bind, database=database)
+            if not writes:
+                headers["X-ClickHouse-Format"] = fmt
+                headers["Content-Type"] = _content_type(fmt)
+        headers["X-ClickHouse-Summary"] = orjson.dumps(
+            {
+                "read_rows": str(result.rows_read),
+                "read_bytes": str(result.bytes_read),
+                "written_rows": str(result.rows_written),
+                "written_bytes": str(result.bytes_written),
+                "total_rows_to_read": str(result.rows_read),
+                "elapsed_ns": str(int(result.elapsed_s * 1e9)),
+            }
+        ).decode()
+        return result.data, headers
+
+    def _insert(
+        self,
+        head: str,
+        data: bytes,
+        settings: dict[str, str],
+        bind: dict[str, str],
+        database: str | None,
+    ) -> Any:
+        store = self.server.store
+        tail = _FORMAT_TAIL.match(head)
+        if tail is None or not data:
+            # INSERT ... VALUES (...) or INSERT ... SELECT: plain SQL.
+            text = head + ("\n" + data.decode("utf-8", "replace") if data else "")
+            return store.execute(text, params=bind, database=database)
+        pre, fmt = tail.group("pre"), tail.group("fmt")
+        clause = f" SETTINGS {_settings_clause(settings)}" if settings else ""
+        if _SETTINGS_WORD.search(pre):
+            # FROM INFILE must precede a SETTINGS clause the client wrote itself: send a
+            # text body inline instead (its own settings win over the URL's).
+            text_body = _as_text(data) if fmt.lower().startswith(_TEXT_FORMAT_PREFIXES) else None
+            if text_body is None:
+                raise ClickHouseError(
+                    48, "NOT_IMPLEMENTED", "binary insert bodies need settings as URL parameters"
+                )
+            return store.execute(f"{pre} FORMAT {fmt}\n{text_body}", params=bind, database=database)
+        # Through a file: binary bodies (Native, RowBinary...) cannot travel inside a SQL
+        # string, and chDB parses a large text body from a file ~30% faster than inline.
+        path = self.server.spool / f"{uuid.uuid4().hex}.bin"
+        path.write_bytes(data)
+        try:
+            quoted = str(path).replace("\\", "\\\\").replace("'", "\\'")
+            return store.execute(
+                f"{pre} FROM INFILE '{quoted}'{clause} FORMAT {fmt}", params=bind, database=database
+            )
+        finally:
+            path.unlink(missing_ok=True)
+
+    def _settings(self, params: dict[str, str]) -> dict[str, str]:
+        known = self.server.settings
+        chosen: dict[str, str] = {}
+        for name, value in params.items():
+            if name in _TRANSPORT_PARAMS or name.startswith(("param_", "http_")):
+                continue
+            # Unknown names are transport parameters of some client; equal values are no-ops.
+            if name in known and known[name] != value and _SETTING_NAME.match(name):
+                chosen[name] = value
+        return chosen
+
+    def _authenticate(self, params: dict[str, str]) -> None:
+        expected = self.server.password
+        if not expected:
+            return
+        user, password = params.get("user", ""), params.get("password", "")
+        header = self.headers.get("Authorization", "")
+        if header.startswith("Basic "):
+            try:
+                user, _, password = b64decode(header[6:]).decode().partition(":")
+            except ValueError:
+                user, password = "", ""
+        elif self.headers.get("X-ClickHouse-User"):
+            user = self.headers.get("X-ClickHouse-User", "")
+            password = self.headers.get("X-ClickHouse-Key", "")
+        ok_user = hmac.compare_digest(user.encode(), self.server.username.encode())
+        ok_password = hmac.compare_digest(password.encode(), expected.encode())
+        if not (ok_user and ok_password):
+            log.warning("http auth failed", extra={"client": self.client_address[0]})
+            raise ClickHouseError(
+                516,
+                "AUTHENTICATION_FAILED",
+                f"{user or 'default'}: Authentication failed: password is incorrect, "
+                "or there is no user with such name",
+                status=403,
+            )
+
+    # -- transport ---------------------------------------------------------------------
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks = []
+            while True:
+                size_line = self.rfile.readline(65537)
+                size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(3)
+            raw = b"".join(chunks)
+        else:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+        if self.headers.get("Content-Type", "").startswith("multipart/"):
+            raise ClickHouseError(
+                48, "NOT_IMPLEMENTED", "multipart bodies (external tables) are not supported"
+            )
+        return _decompress(raw, self.headers.get("Content-Encoding", ""))
+
+    def _reply(self, status: int, body: bytes, headers: dict[str, str], method: str) -> None:
+        self.send_response(status)
+        self.send_header("X-ClickHouse-Server-Display-Name", self.server.display_name)
+        self.send_header("Content-Type", headers.pop("Content-Type", "text/plain; charset=UTF-8"))
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Keep-Alive", f"timeout={self.timeout}")
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        if method != "HEAD":
+            self.wfile.write(body)
+
+    def _fail(self, exc: ClickHouseError, query_id: str, method: str) -> None:
+        log.info("http query failed", extra={"query_id": query_id, "code": exc.code})
+        self._reply(
+            exc.status,
+            exc.body(self.server.version).encode(),
+            {"X-ClickHouse-Exception-Code": str(exc.code), "X-ClickHouse-Query-Id": query_id},
+            method,
+        )
+
+
+def _from_store_error(exc: StoreError) -> ClickHouseError:
+    text = str(exc)
+    match = _CODE.match(text)
+    if match is None:
+        return ClickHouseError(1002, "UNKNOWN_EXCEPTION", text)
+    # chDB's text is already "Code: N. DB::Exception: message (NAME)"; keep its sentence.
+    code = int(match.group(1))
+    message = text.split("DB::Exception:", 1)[-1].strip()
+    name_match = re.search(r"\(([A-Z_]+)\)\s*$", message)
+    if name_match:
+        message = message[: name_match.start()].rstrip()
+    # chDB's first line often stops before the "(NAME)"; clients parse it, so restore it.
+    name = name_match.group(1) if name_match else _ERROR_NAMES.get(code, "")
+    return ClickHouseError(code, name, message)
+
+
+def _split_statement(query: str, body: bytes) -> tuple[str, bytes]:
+    """The SQL text and the insert data of ``query`` + newline + ``body``."""
+    if query and body:
+        if _FORMAT_TAIL.match(query) and _first_keyword(query) == "INSERT":
+            return query, body  # the common case: statement in the URL, data in the body
+        body = query.encode() + b"\n" + body
+    elif query:
+        return query, b""
+    match = _INSERT_HEAD.match(body)
+    if match is not None:
+        return match.group("head").decode("utf-8", "replace"), body[match.end() :]
+    try:
+        return body.decode(), b""
+    except UnicodeDecodeError as exc:
+        raise ClickHouseError(36, "BAD_ARGUMENTS", "query is not valid UTF-8") from exc
+
+
+def _first_keyword(sql: str) -> str:
+    stripped = _COMMENT.sub(" ", sql[:4096])
+    match = _FIRST_WORD.match(stripped)
+    return match.group(1).upper() if match else ""
+
+
+def _settings_clause(settings: dict[str, str]) -> str:
+    def literal(value: str) -> str:
+        if _NUMBER.match(value):
+            return value
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    return ", ".join(f"{name} = {literal(value)}" for name, value in settings.items())
+
+
+def _as_text(data: bytes) -> str | None:
+    if b"\x00" in data:
+        return None
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return None
+
+
+def _decompress(data: bytes, encoding: str) -> bytes:
+    encoding = encoding.strip().lower()
+    if not encoding or encoding == "identity" or not data:
+        return data
+    try:
+        if encoding == "gzip":
+            return gzip.decompress(data)
+        if encoding == "deflate":
+            return zlib.decompress(data)
+        if encoding == "lz4":
+            import lz4.frame
+
+            return bytes(lz4.frame.decompress(data))
+        if encoding == "zstd":
+            from backports import zstd
+
+            return bytes(zstd.decompress(data))
+        if encoding == "br":
+            import brotli
+
+            return bytes(brotli.decompress(data))
+    except ImportError as exc:
+        raise ClickHouseError(
+            48, "NOT_IMPLEMENTED", f"Content-Encoding {encoding} is not available"
+        ) from exc
+    except Exception as exc:  # each codec raises its own error type
+        raise ClickHouseError(
+            354, "CANNOT_DECOMPRESS", f"cannot decompress a {encoding} body: {type(exc).__name__}"
+        ) from exc
+    raise ClickHouseError(48, "NOT_IMPLEMENTED", f"unknown Content-Encoding {encoding}")
+
+
+def _content_type(fmt: str) -> str:
+    name = fmt.lower()
+    if name.startswith("json"):
+        return "application/json; charset=UTF-8"
+    if name.startswith(("tabseparated", "tsv")):
+        return "text/tab-separated-values; charset=UTF-8"
+    if name.startswith("csv"):
+        return "text/csv; charset=UTF-8; header=absent"
+    if name.startswith(("pretty", "vertical", "markdown", "values")):
+        return "text/plain; charset=UTF-8"
+    return "application/octet-stream"
