@@ -1,5 +1,6 @@
 """Cheap checks on every event: latency, tokens, length, truncation, empty, refusal,
-JSON/format compliance for configured routes, PII in the response.
+JSON/format compliance for configured routes, PII in the response, jailbreak and
+prompt-injection patterns in the user's (and tools') messages.
 
 Deterministic and pure: the same event and settings give the same `CheckResult`, which is
 what lets `vigil replay` and the live worker agree. The result is one wide row per event
@@ -18,10 +19,11 @@ import orjson
 
 from monitor.config import HeuristicsSettings
 from monitor.events import Event
+from monitor.scorers.jailbreak import JailbreakPatterns
 from monitor.scorers.pii import find_pii
 
 #: Bump when a check's logic changes, so old and new rows stay distinguishable.
-CHECKS_VERSION = "h1"
+CHECKS_VERSION = "h2"
 
 # Refusals as instruction-tuned models phrase them; matched near the start of the answer,
 # where a refusal lives, so an answer that merely quotes one further down is not flagged.
@@ -53,6 +55,8 @@ class CheckResult:
     json_ok: bool
     json_error: str
     pii_kinds: list[str] = field(default_factory=list)
+    jailbreak_kinds: list[str] = field(default_factory=list)
+    """Jailbreak / prompt-injection pattern kinds found in the prompt (see scorers.jailbreak)."""
 
     @property
     def failed(self) -> list[str]:
@@ -72,6 +76,8 @@ class CheckResult:
             names.append("json")
         if self.pii_kinds:
             names.append("pii")
+        if self.jailbreak_kinds:
+            names.append("jailbreak")
         return names
 
 
@@ -91,6 +97,7 @@ class Heuristics:
             for route, schema in settings.json_routes.items()
         }
         self._pii_kinds = tuple(settings.pii_kinds)
+        self._jailbreak = JailbreakPatterns(settings.jailbreak_patterns)
 
     def check(self, event: Event) -> CheckResult:
         s = self.settings
@@ -119,6 +126,9 @@ class Heuristics:
             json_ok=json_ok,
             json_error=json_error,
             pii_kinds=find_pii(content, self._pii_kinds) if self._pii_kinds else [],
+            jailbreak_kinds=self._jailbreak.find_in_messages(
+                (m.role, m.text) for m in event.request.messages
+            ),
         )
 
     def _is_refusal(self, head: str) -> bool:

