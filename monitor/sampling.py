@@ -8,8 +8,10 @@ Every (event, scorer) pair gets exactly one `Decision`, stored in table ``decisi
 - ``over_budget``  selected, but the scorer's budget or queue was exhausted
 - ``failed``       the scorer tried and failed (the reason says how)
 
-Selection hashes (scorer, event_id), so the same event gets the same answer in a replay,
-on another worker, or after a restart. Priority rules (negative feedback, a failed
+Selection hashes the event_id, so the same event gets the same answer in a replay, on
+another worker, or after a restart. The hash is shared by all scorers (coordinated
+sampling): samples are nested, so with judge at 5% and embeddings at 25% every judged
+event also has an embedding, and the drift job can report judge scores per topic cluster. Priority rules (negative feedback, a failed
 heuristic) bypass the rate. Budgets are token buckets refilled in *event* time, so a
 replay of history spends them exactly as the live worker did.
 """
@@ -41,9 +43,9 @@ class Decision:
     reason: str
 
 
-def sample_point(scorer: str, event_id: str) -> float:
-    """A uniform number in [0, 1) fixed by (scorer, event_id)."""
-    digest = hashlib.blake2b(f"{scorer}\x00{event_id}".encode(), digest_size=8).digest()
+def sample_point(event_id: str) -> float:
+    """A uniform number in [0, 1) fixed by the event_id."""
+    digest = hashlib.blake2b(event_id.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / _SCALE
 
 
@@ -128,13 +130,16 @@ class Sampler:
             f"priority:{flags[0]}" if flags else None
         )
         at = _epoch(event.ts)
+        point = -1.0  # computed once, only when a rate needs it
         out = []
         for scorer in self.scorers:
             if priority is not None:
                 selected, reason = True, priority
             else:
                 rate = self.rate(scorer, event.route, event.model)
-                selected = rate >= 1.0 or (rate > 0.0 and sample_point(scorer, event.event_id) < rate)
+                if 0.0 < rate < 1.0 and point < 0.0:
+                    point = sample_point(event.event_id)
+                selected = rate >= 1.0 or (rate > 0.0 and point < rate)
                 reason = f"rate:{rate:g}"
             if not selected:
                 out.append(Decision(scorer, "sampled_out", reason))
