@@ -24,7 +24,7 @@ from typing import Any
 
 from monitor.config import Settings
 from monitor.errors import EventError, StoreError
-from monitor.events import Event, parse_event, parse_feedback
+from monitor.events import parse_event, parse_feedback
 from monitor.sampling import Decision, Sampler
 from monitor.scorers.base import Job
 from monitor.scorers.heuristics import Heuristics
@@ -74,11 +74,21 @@ class Summary:
         }
 
 
+@dataclass(slots=True, frozen=True)
+class DeadLetter:
+    """A message that did not parse, with why; the DLQ topic gets its original bytes."""
+
+    message: RawMessage
+    reason: str
+    detail: str
+
+
 @dataclass
 class Prepared:
     """A batch turned into table rows, ready to be written by `Pipeline.commit`."""
 
     now: str
+    rejected: list[DeadLetter] = field(default_factory=list)
     tables: dict[str, list[dict[str, Any]]] = field(
         default_factory=lambda: {
             name: [] for name in ("events", "checks", "decisions", "feedback", "incidents", "dead_letters")
@@ -167,9 +177,12 @@ class Pipeline:
 
     # -- the hot path ------------------------------------------------------------------
 
-    async def process(self, batch: Sequence[RawMessage]) -> None:
-        """Handle one batch of event messages; returns once it is durably stored."""
-        await self.commit(self.prepare(batch))
+    async def process(self, batch: Sequence[RawMessage]) -> list[DeadLetter]:
+        """Handle one batch of event messages; returns, once it is durably stored, the
+        messages that did not parse (already stored as dead letters)."""
+        prepared = self.prepare(batch)
+        await self.commit(prepared)
+        return prepared.rejected
 
     def prepare(self, batch: Sequence[RawMessage]) -> Prepared:
         """The CPU half of `process`: parse, check, sample, offer to stages, build rows.
@@ -193,6 +206,7 @@ class Pipeline:
                 event = parse_event(message.value)
             except EventError as exc:
                 summary.rejected[exc.reason] += 1
+                prepared.rejected.append(DeadLetter(message, exc.reason, exc.detail))
                 tables["dead_letters"].append(
                     R.dead_letter_row(message.source, message.position, exc.reason, exc.detail, message.value, now)
                 )
@@ -227,20 +241,23 @@ class Pipeline:
         if prepared.latest is not None:
             await self._advance(prepared.latest)
 
-    async def process_feedback(self, batch: Sequence[RawMessage]) -> None:
-        """Handle one batch of late-feedback messages (topic ``vigil.feedback``)."""
+    async def process_feedback(self, batch: Sequence[RawMessage]) -> list[DeadLetter]:
+        """Handle one batch of late-feedback messages (topic ``vigil.feedback``); returns
+        the messages that did not parse, once the batch is durably stored."""
         now = now_iso()
-        good, dead = [], []
+        good, dead, rejected = [], [], []
         for message in batch:
             try:
                 good.append(R.late_feedback_row(parse_feedback(message.value), now))
             except EventError as exc:
                 self.summary.rejected[f"feedback_{exc.reason}"] += 1
+                rejected.append(DeadLetter(message, exc.reason, exc.detail))
                 dead.append(
                     R.dead_letter_row(message.source, message.position, exc.reason, exc.detail, message.value, now)
                 )
         await self.write({"feedback": good, "dead_letters": dead})
         self.summary.feedback_stored += len(good)
+        return rejected
 
     async def write(self, tables: dict[str, list[dict[str, Any]]]) -> None:
         """Insert every non-empty table, retrying with backoff; raise `StoreError` at the end."""

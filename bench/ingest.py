@@ -1,0 +1,245 @@
+"""Benchmark: end-to-end ingest broker -> worker -> store vs raw consume, replay, memory.
+
+All in one run, on the same machine and the same topic:
+
+1. raw:    aiokafka reads the topic as fast as it can (no processing) - the baseline;
+2. live:   a real `vigil worker` subprocess (heuristics on, model scorers off) consumes
+           the same number of events; rate = events / (time until the group committed
+           them all), measured after a warm-up so the consumer-group join is excluded;
+3. replay: `vigil replay` over the same events as a JSONL file, in-process;
+4. memory: the worker's RSS sampled while traffic keeps flowing for ``--minutes``.
+
+Targets: live >= 20,000 events/s and >= 0.25x raw; replay >= 50,000 events/s; RSS growth
+< 10% over the run (5 minutes for the full check). ``--profile`` runs the worker under
+cProfile and prints where its time went. Traffic is generated (monitor/traffic.py).
+
+    .venv/bin/python bench/ingest.py [--events 50000] [--minutes 0.5] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import pstats
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import psutil
+import yaml
+
+from monitor.config import Settings, load_settings
+from monitor.replay import replay_file
+from monitor.traffic import TrafficSpec, generate_lines
+from streams.admin import committed_offsets, ensure_topics
+from streams.broker import DevBroker
+from streams.produce import produce_lines
+
+OFF = {k: {"enabled": False} for k in ("judge", "toxicity", "embedding")}
+
+
+def _settings(broker: DevBroker, data_dir: Path, batch_max: int) -> Settings:
+    return load_settings(
+        overrides={
+            "kafka": {
+                "bootstrap_servers": broker.bootstrap_servers,
+                "session_timeout_s": 6.0,
+                "batch_max": batch_max,
+                "batch_within_s": 0.2,
+            },
+            "store": {"data_dir": str(data_dir)},
+            "log_level": "WARNING",
+            **OFF,
+        }
+    )
+
+
+def _lines(n: int, prefix: str, seed: int = 7) -> list[bytes]:
+    return list(generate_lines(TrafficSpec(n=n, seed=seed, id_prefix=prefix)))
+
+
+async def _raw_consume(settings: Settings, expected: int) -> float:
+    """aiokafka reading ``expected`` records from the start of the events topic; records/s."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        enable_auto_commit=False,
+        group_id=None,
+        max_poll_records=5000,
+    )
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(settings.kafka.events_topic) or {0}
+        tps = [TopicPartition(settings.kafka.events_topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        seen: int = 0
+        started = time.perf_counter()
+        while seen < expected:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            seen += int(sum(len(records) for records in batches.values()))
+        return float(seen / (time.perf_counter() - started))
+    finally:
+        await consumer.stop()
+
+
+def _committed(settings: Settings) -> int:
+    return sum(
+        o for (t, _), o in committed_offsets(settings).items() if t == settings.kafka.events_topic
+    )
+
+
+def _wait_committed(
+    settings: Settings, target: int, worker: subprocess.Popen[bytes], log: Path
+) -> float:
+    while True:
+        if worker.poll() is not None:
+            raise SystemExit(f"worker exited ({worker.returncode}):\n{log.read_text()[-2000:]}")
+        if _committed(settings) >= target:
+            return time.perf_counter()
+        time.sleep(0.05)
+
+
+def _start_worker(
+    settings: Settings, workdir: Path, profile: Path | None
+) -> subprocess.Popen[bytes]:
+    config = workdir / "worker.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            settings.model_dump(
+                mode="json",
+                exclude={
+                    "kafka": {"sasl_password"},
+                    "store": {"password"},
+                    "judge": {"api_key"},
+                    "alerts": {"slack_webhook_url"},
+                },
+            )
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
+    env["VIGIL_CONFIG"] = str(config)
+    prefix = [sys.executable] + (["-m", "cProfile", "-o", str(profile)] if profile else [])
+    with (workdir / "worker.log").open("ab") as out:
+        return subprocess.Popen(
+            [*prefix, "-m", "monitor.cli", "worker"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+
+def _rss_mb(process: subprocess.Popen[bytes]) -> float:
+    return float(psutil.Process(process.pid).memory_info().rss) / 1e6
+
+
+def _memory_run(
+    settings: Settings, worker: subprocess.Popen[bytes], log: Path, minutes: float, already: int
+) -> dict[str, Any]:
+    """Keep traffic flowing for ``minutes``; RSS after the first fifth vs at the end."""
+    deadline = time.monotonic() + minutes * 60
+    samples: list[float] = []
+    total, chunk = already, 0
+    while time.monotonic() < deadline or len(samples) < 3:
+        lines = _lines(10_000, prefix=f"mem{chunk}", seed=100 + chunk)
+        total += produce_lines(settings, lines)["sent"]
+        _wait_committed(settings, total, worker, log)
+        samples.append(_rss_mb(worker))
+        chunk += 1
+    base = samples[max(0, len(samples) // 5 - 1)]
+    return {
+        "events": total - already,
+        "rss_start_mb": round(base, 1),
+        "rss_end_mb": round(samples[-1], 1),
+        "rss_max_mb": round(max(samples), 1),
+        "growth_pct": round(100 * (samples[-1] - base) / base, 1),
+    }
+
+
+def _profile_text(path: Path) -> str:
+    if not path.exists():
+        return "(no profile written)"
+    out = io.StringIO()
+    stats = pstats.Stats(str(path), stream=out)
+    stats.sort_stats("tottime").print_stats(20)
+    # Where the event loop's time goes, by layer: Faust's per-message path, our agent,
+    # the pipeline (its store writes run in a thread, so they show as the loop waiting).
+    layers = (
+        r"_drain_messages|conductor.py.*on_message|_c_aiter|_py_aiter|wait_first|noack_take"
+        r"|streams/app.py|pipeline.py.*(process|prepare|write)|select.epoll"
+    )
+    stats.sort_stats("cumulative").print_stats(layers)
+    return out.getvalue()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--batch", type=int, default=2_000, help="kafka.batch_max")
+    parser.add_argument(
+        "--minutes", type=float, default=0.5, help="memory run length (5 = full check)"
+    )
+    parser.add_argument("--profile", action="store_true", help="run the worker under cProfile")
+    args = parser.parse_args()
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+
+    with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp, DevBroker() as broker:
+        root = Path(tmp)
+        settings = _settings(broker, root / "live", args.batch)
+        ensure_topics(settings)
+        warm = _lines(2_000, prefix="warm")
+        main_lines = _lines(args.events, prefix="bench")
+
+        sent = produce_lines(settings, warm)["sent"]
+        worker = _start_worker(settings, root, root / "worker.prof" if args.profile else None)
+        log = root / "worker.log"
+        try:
+            _wait_committed(settings, sent, worker, log)  # joined and warm
+            started = time.perf_counter()
+            produced = produce_lines(settings, main_lines)
+            done = _wait_committed(settings, sent + produced["sent"], worker, log)
+            live_rate = produced["sent"] / (done - started)
+            memory = _memory_run(settings, worker, log, args.minutes, sent + produced["sent"])
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.wait(120)
+        profile = _profile_text(root / "worker.prof") if args.profile else ""
+
+        raw_rate = asyncio.run(_raw_consume(settings, sent + produced["sent"]))
+
+        path = root / "events.jsonl"
+        path.write_bytes(b"".join(line + b"\n" for line in main_lines))
+        replay = asyncio.run(
+            replay_file(_settings(broker, root / "replay", args.batch), path)
+        ).as_dict()
+
+    ratio = live_rate / raw_rate
+    print(f"producer (kafka-python)    {produced['messages_per_s']:>10,.0f} events/s")
+    print(f"raw consume (aiokafka)     {raw_rate:>10,.0f} events/s   baseline")
+    print(f"end-to-end worker          {live_rate:>10,.0f} events/s   {ratio:.2f}x raw")
+    print("                           (target >= 20,000/s and >= 0.25x raw)")
+    replay_rate = replay["events_per_s"]
+    print(f"replay                     {replay_rate:>10,.0f} events/s   (target >= 50,000/s)")
+    print(
+        f"worker RSS over {args.minutes:g} min      {memory['rss_start_mb']} -> "
+        f"{memory['rss_end_mb']} MB (max {memory['rss_max_mb']}), growth {memory['growth_pct']}%"
+    )
+    print(f"                           over {memory['events']:,} events (target < 10%)")
+    if profile:
+        print("\nworker profile (whole run incl. memory run; top 20 by own time, then by layer):")
+        print(profile)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Kafka administration with kafka-python: reachability, topic creation, client options.
+
+Every kafka-python exception that leaves this package is translated here (`kafka_errors`)
+into `BrokerError`, with a message that names the servers and says what failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from monitor.config import KafkaSettings, Settings
+from monitor.errors import BrokerError
+
+log = logging.getLogger("vigil.kafka")
+
+_CLIENT_ID = "vigil"
+
+
+def servers(kafka: KafkaSettings) -> str:
+    if not kafka.bootstrap_servers:
+        raise BrokerError(
+            "no Kafka configured: set kafka.bootstrap_servers (env VIGIL_KAFKA__BOOTSTRAP_SERVERS, "
+            "--bootstrap-servers), or run `vigil up` for the embedded dev broker"
+        )
+    return kafka.bootstrap_servers
+
+
+def client_options(kafka: KafkaSettings) -> dict[str, Any]:
+    """kafka-python options shared by the admin client and the producer (auth included)."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": servers(kafka).split(","),
+        "client_id": _CLIENT_ID,
+        "security_protocol": kafka.security_protocol,
+    }
+    if kafka.security_protocol.startswith("SASL"):
+        options["sasl_mechanism"] = kafka.sasl_mechanism or "PLAIN"
+        options["sasl_plain_username"] = kafka.sasl_username
+        options["sasl_plain_password"] = kafka.sasl_password.get_secret_value()
+    return options
+
+
+@contextlib.contextmanager
+def kafka_errors(what: str, where: str) -> Iterator[None]:
+    """Translate kafka-python errors into one-line `BrokerError`s: ``what`` failed at ``where``."""
+    from kafka.errors import KafkaError
+
+    try:
+        yield
+    except KafkaError as exc:
+        raise BrokerError(
+            f"{what} at {where} failed: {type(exc).__name__}: {_first_line(exc)}"
+        ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().removeprefix(f"{type(exc).__name__}:").strip().splitlines()
+    return text[0][:300] if text else "no detail"
+
+
+@contextlib.contextmanager
+def _quiet_kafka_logs() -> Iterator[None]:
+    # kafka-python logs every refused connection at ERROR; while probing, our own retry
+    # line says it once, so its chatter is muted for the probe's duration only.
+    logger = logging.getLogger("kafka")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def probe(
+    bootstrap_servers: str, timeout_s: float = 5.0, extra: dict[str, Any] | None = None
+) -> None:
+    """One metadata round trip; raises `BrokerError` when the broker does not answer."""
+    from kafka.admin import KafkaAdminClient
+
+    options = {
+        "bootstrap_servers": bootstrap_servers.split(","),
+        "client_id": _CLIENT_ID,
+        **(extra or {}),
+    }
+    timeout_ms = int(timeout_s * 1000)
+    with _quiet_kafka_logs(), kafka_errors("Kafka metadata request", bootstrap_servers):
+        admin = KafkaAdminClient(
+            **options, bootstrap_timeout_ms=timeout_ms, request_timeout_ms=timeout_ms
+        )
+        try:
+            admin.list_topics()
+        finally:
+            admin.close()
+
+
+def wait_for_broker(kafka: KafkaSettings, timeout_s: float = 5.0) -> None:
+    """Probe the broker, retrying ``kafka.connect_retries`` times with exponential backoff.
+
+    Each failed try is one warning log; the final failure is one `BrokerError` line.
+    """
+    where = servers(kafka)
+    options = client_options(kafka)
+    options.pop("bootstrap_servers")
+    attempts = kafka.connect_retries + 1
+    for attempt in range(1, attempts + 1):
+        try:
+            probe(where, timeout_s, options)
+            return
+        except BrokerError as exc:
+            if attempt == attempts:
+                raise BrokerError(
+                    f"cannot reach Kafka at {where} after {attempts} attempts ({exc})"
+                ) from exc
+            delay = min(10.0, 0.5 * 2 ** (attempt - 1))
+            log.warning(
+                "Kafka unreachable, retrying",
+                extra={
+                    "bootstrap_servers": where,
+                    "attempt": attempt,
+                    "of": attempts,
+                    "delay_s": delay,
+                },
+            )
+            time.sleep(delay)
+
+
+def ensure_topics(settings: Settings) -> list[str]:
+    """Create Vigil's topics when missing (idempotent); returns the names created now."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    kafka = settings.kafka
+    wanted = [kafka.events_topic, kafka.feedback_topic, kafka.dlq_topic]
+    where = servers(kafka)
+    created: list[str] = []
+    with kafka_errors("creating topics", where):
+        admin = KafkaAdminClient(**client_options(kafka), request_timeout_ms=10_000)
+        try:
+            missing = [name for name in wanted if name not in set(admin.list_topics())]
+            for name in missing:
+                # One request per topic: a topic created concurrently by another worker
+                # must not fail the creation of the others.
+                try:
+                    admin.create_topics([NewTopic(name, kafka.partitions, 1)])
+                    created.append(name)
+                except TopicAlreadyExistsError:
+                    pass
+        finally:
+            admin.close()
+    if created:
+        log.info("topics created", extra={"topics": created, "partitions": kafka.partitions})
+    return created
+
+
+def committed_offsets(settings: Settings) -> dict[tuple[str, int], int]:
+    """The consumer group's committed offsets: (topic, partition) -> next offset to read.
+
+    Progress is measured against these and the producer's own record offsets, never
+    against ``end_offsets`` (which some brokers, tansu among them, get wrong).
+    """
+    from kafka.admin import KafkaAdminClient
+
+    kafka = settings.kafka
+    with kafka_errors("reading committed offsets", servers(kafka)):
+        admin = KafkaAdminClient(**client_options(kafka), request_timeout_ms=10_000)
+        try:
+            groups = admin.list_group_offsets({kafka.group_id: None})
+        finally:
+            admin.close()
+    offsets = groups.get(kafka.group_id, {})
+    return {
+        (tp.topic, tp.partition): meta.offset for tp, meta in offsets.items() if meta.offset >= 0
+    }

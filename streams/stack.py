@@ -1,0 +1,250 @@
+"""`vigil up` and `vigil demo`: the embedded stack on one machine, nothing of the user's needed.
+
+`up`: the dev broker (unless ``kafka.bootstrap_servers`` names one), the embedded store,
+the worker and the store's HTTP endpoint, in this process, until Ctrl-C / SIGTERM.
+
+`demo`: the dev broker, the worker as a real `vigil worker` subprocess (the sidecar's
+shape: it only shares the broker and the data directory with us), generated support-bot
+traffic with injected incidents, then what was stored and the alerts. Progress is
+measured with the consumer group's committed offsets against the producer's own record
+offsets, so "done" means "durably stored and committed".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+from pydantic import SecretStr
+
+from monitor.assembly import enabled_scorers
+from monitor.config import Settings
+from monitor.errors import BrokerError, VigilError
+from monitor.traffic import TrafficSpec, demo_incidents, generate_events, generate_lines
+from streams.admin import committed_offsets
+from streams.broker import DevBroker
+from streams.produce import produce_lines
+from streams.report import stored_report
+from streams.worker import prepare, serve
+
+#: Module each model scorer needs; a scorer whose module is not installed is turned off.
+_SCORER_MODULES = {
+    "toxicity": "monitor.scorers.toxicity",
+    "embedding": "monitor.scorers.embeddings",
+    "judge": "monitor.scorers.judge",
+}
+_DEMO_TIMEOUT_S = 900.0
+_WORKER_STOP_S = 120.0
+
+
+def _with(settings: Settings, **sections: dict[str, Any]) -> Settings:
+    """A copy of ``settings`` with fields of some sections replaced."""
+    update = {
+        name: getattr(settings, name).model_copy(update=fields) for name, fields in sections.items()
+    }
+    return settings.model_copy(update=update)
+
+
+@contextlib.contextmanager
+def _broker(settings: Settings) -> Iterator[Settings]:
+    """The configured Kafka, or a dev broker for the duration of the block."""
+    if settings.kafka.bootstrap_servers:
+        yield settings
+        return
+    with DevBroker() as broker:
+        yield _with(settings, kafka={"bootstrap_servers": broker.bootstrap_servers})
+
+
+def run_up(settings: Settings) -> int:
+    """`vigil up`: broker + store + worker + HTTP endpoint until Ctrl-C / SIGTERM."""
+    with _broker(settings) as live:
+        prepare(live)
+        where = live.kafka.bootstrap_servers
+        dev = " (dev broker, in memory)" if not settings.kafka.bootstrap_servers else ""
+        store = f"{live.store_backend} at {live.store.data_dir}"
+        print(f"vigil is up: Kafka at {where}{dev}; store {store}", flush=True)
+        print(
+            f"send events with: vigil --bootstrap-servers {where} produce FILE   (Ctrl-C stops)",
+            flush=True,
+        )
+        return asyncio.run(serve(live))
+
+
+# -- demo ----------------------------------------------------------------------------------
+
+
+def _available(settings: Settings) -> tuple[Settings, list[str]]:
+    """Turn off enabled model scorers whose module is not there yet; returns what was turned off."""
+    missing = [
+        name
+        for name in enabled_scorers(settings)
+        if importlib.util.find_spec(_SCORER_MODULES[name]) is None
+    ]
+    if not missing:
+        return settings, []
+    return _with(settings, **{name: {"enabled": False} for name in missing}), missing
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _settings_file(settings: Settings, directory: Path) -> Path:
+    # The worker subprocess gets the demo's effective settings exactly, secrets included,
+    # in a file only this user can read, removed with the directory after the demo.
+    path = directory / "settings.yaml"
+    path.touch(mode=0o600)
+    path.write_text(yaml.safe_dump(_plain(settings.model_dump()), sort_keys=False))
+    return path
+
+
+def _start_worker(settings_file: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "VIGIL_CONFIG": str(settings_file), "HF_HUB_OFFLINE": "1"}
+    with log_path.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "monitor.cli", "worker"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
+def _stop_worker(process: subprocess.Popen[bytes]) -> int:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(_WORKER_STOP_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+def _late_feedback(spec: TrafficSpec, every: int = 40) -> list[bytes]:
+    """Feedback arriving on its own topic some minutes after the event (every ``every``-th)."""
+    out = []
+    for i, event in enumerate(generate_events(spec)):
+        if i % every == 0:
+            ts = spec.start + timedelta(seconds=i * spec.interval_s + 300)
+            out.append(
+                orjson.dumps(
+                    {
+                        "event_id": event["event_id"],
+                        "ts": ts.isoformat().replace("+00:00", "Z"),
+                        "rating": -1 if event["model_version"].endswith("20") else 1,
+                    }
+                )
+            )
+    return out
+
+
+def _say(as_json: bool, text: str) -> None:
+    # With --json, stdout carries the JSON document only; progress goes to stderr.
+    print(text, file=sys.stderr if as_json else sys.stdout, flush=True)
+
+
+def _wait_consumed(
+    settings: Settings,
+    ends: dict[str, int],
+    worker: subprocess.Popen[bytes],
+    log_path: Path,
+    as_json: bool,
+) -> None:
+    total = sum(ends.values())
+    deadline = time.monotonic() + _DEMO_TIMEOUT_S
+    last = -1
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise BrokerError(f"the worker exited with status {worker.returncode}; see {log_path}")
+        committed = committed_offsets(settings)
+        done = 0
+        for key, end in ends.items():
+            topic, _, partition = key.rpartition(":")
+            done += min(committed.get((topic, int(partition)), 0), end)
+        if done != last:
+            _say(as_json, f"  stored and committed {done}/{total} messages")
+            last = done
+        if done >= total:
+            return
+        time.sleep(1.0)
+    raise BrokerError(f"the worker did not catch up within {_DEMO_TIMEOUT_S:.0f} s; see {log_path}")
+
+
+def run_demo(settings: Settings, events: int, as_json: bool) -> int:
+    """`vigil demo`: up + generated traffic with incidents; prints what was stored and alerts."""
+    settings, missing = _available(settings)
+    if missing:
+        _say(as_json, f"model scorers not installed, turned off: {', '.join(missing)}")
+    spec = TrafficSpec(n=events, id_prefix="demo")
+    spec.incidents = demo_incidents(spec.start, spec.interval_s, events)
+    started = time.monotonic()
+    with _broker(settings) as live, tempfile.TemporaryDirectory(prefix="vigil-demo-") as tmp:
+        prepare(live)
+        log_path = Path(live.store.data_dir).parent / "demo-worker.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        _say(as_json, f"Kafka at {live.kafka.bootstrap_servers}; worker log {log_path}")
+        worker = _start_worker(_settings_file(live, Path(tmp)), log_path)
+        try:
+            sent = produce_lines(live, generate_lines(spec))
+            feedback = produce_lines(live, _late_feedback(spec), live.kafka.feedback_topic)
+            _say(
+                as_json,
+                f"produced {sent['sent']} events and {feedback['sent']} late feedback messages",
+            )
+            _wait_consumed(
+                live, {**sent["end_offsets"], **feedback["end_offsets"]}, worker, log_path, as_json
+            )
+        finally:
+            status = _stop_worker(worker)
+        if status != 0:
+            raise VigilError(f"the worker stopped with status {status}; see {log_path}")
+    report = stored_report(settings)
+    report["elapsed_s"] = round(time.monotonic() - started, 1)
+    report["scorers_off"] = missing
+    if as_json:
+        print(orjson.dumps(report).decode())
+    else:
+        print(_render(report))
+    return 0
+
+
+def _render(report: dict[str, Any]) -> str:
+    lines = ["", "stored (rows, FINAL):"]
+    lines += [f"  {table:<14} {n}" for table, n in report["tables"].items()]
+    lines.append("decisions by scorer:")
+    for scorer, counts in report["decisions"].items():
+        lines.append(f"  {scorer:<10} " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
+    if not report["decisions"]:
+        lines.append("  (no model scorers enabled)")
+    lines.append("alerts:")
+    if report["alerts"] is None:
+        lines.append("  (alerting not installed yet)")
+    elif not report["alerts"]:
+        lines.append("  none")
+    for alert in report["alerts"] or []:
+        lines.append("  " + "  ".join(f"{k}={v}" for k, v in alert.items()))
+    lines.append(f"demo finished in {report['elapsed_s']} s")
+    return "\n".join(lines)

@@ -1,0 +1,216 @@
+"""`vigil worker`: the Faust app around the same `Pipeline` that `vigil replay` runs.
+
+Start-up: reach the broker (retried with backoff, one clear error line if it never
+answers), create the topics if missing, open the store, build the pipeline with
+`monitor.assembly.build_pipeline`, serve the store's HTTP endpoint when the store is
+embedded, then run the Faust app until SIGTERM/SIGINT (or a batch that cannot be stored).
+Shutdown: the batch in flight finishes and is committed (see `streams.app`), scorer
+queues drain, stages stop, the store closes. Exit status 0 after a signal, 1 after a
+fatal store/DLQ failure (its offsets were not committed: the batch is redelivered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from monitor.assembly import build_pipeline
+from monitor.config import Settings
+from monitor.errors import BrokerError, VigilError
+from monitor.pipeline import DeadLetter, Pipeline, RawMessage
+from monitor.store import open_store
+from monitor.store.base import Store
+from monitor.store.lock import OwnedStore, own_embedded_store
+from streams.admin import ensure_topics, wait_for_broker
+from streams.app import build_app
+
+log = logging.getLogger("vigil.worker")
+
+#: How long shutdown waits for queued scorer jobs before stopping the stages anyway.
+_DRAIN_TIMEOUT_S = 30.0
+_PROGRESS_EVERY_S = 30.0
+
+
+class PipelineHandlers:
+    """The agents' `streams.app.Handlers`, over one `Pipeline`."""
+
+    def __init__(self, pipeline: Pipeline, stop: asyncio.Event) -> None:
+        self.pipeline = pipeline
+        self._stop = stop
+        self.error: BaseException | None = None
+
+    async def events(self, batch: Sequence[RawMessage]) -> list[DeadLetter]:
+        return await self.pipeline.process(batch)
+
+    async def feedback(self, batch: Sequence[RawMessage]) -> list[DeadLetter]:
+        return await self.pipeline.process_feedback(batch)
+
+    def fatal(self, exc: BaseException) -> None:
+        log.error(
+            "batch not stored; stopping without committing it", extra={"error": _one_line(exc)}
+        )
+        if self.error is None:
+            self.error = exc
+        self._stop.set()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300] if text else ''}"
+
+
+class _OpenStore:
+    """The store the worker writes, and how to let go of it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.owned: OwnedStore | None = None
+        if settings.store_backend == "embedded":
+            # This process owns the chDB directory: claim it (lock file), serve it on the
+            # loopback HTTP endpoint and publish the URL, so other commands read through us.
+            self.owned = own_embedded_store(settings.store)
+            self.store: Store = self.owned.store
+            log.info("store endpoint serving", extra={"url": self.owned.url})
+        else:
+            self.store = open_store(settings)
+
+    def close(self) -> None:
+        if self.owned is not None:
+            self.owned.close()
+        else:
+            self.store.close()
+
+
+async def _progress(pipeline: Pipeline) -> None:
+    while True:
+        await asyncio.sleep(_PROGRESS_EVERY_S)
+        summary = pipeline.summary
+        log.info(
+            "worker progress",
+            extra={
+                "read": summary.read,
+                "stored": summary.stored,
+                "rejected": sum(summary.rejected.values()),
+                "feedback_stored": summary.feedback_stored,
+            },
+        )
+
+
+def _install_signals(stop: asyncio.Event) -> Callable[[], None]:
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            # A second signal while draining: the user wants out now. Offsets of the
+            # batch in flight are not committed, so nothing is lost, only redone.
+            log.warning("second signal, exiting without draining", extra={"signal": signum})
+            os._exit(128 + signum)
+        log.info("stopping", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    for sig in signals:
+        loop.add_signal_handler(sig, on_signal, sig)
+
+    def remove() -> None:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+    return remove
+
+
+async def _wait(stop: asyncio.Event, app: Any) -> None:
+    # Faust marks the app should_stop when one of its services crashed.
+    while not stop.is_set() and not app.should_stop:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.5)
+
+
+async def _run_app(settings: Settings, handlers: PipelineHandlers, stop: asyncio.Event) -> None:
+    """Run the Faust app until ``stop``; on return its last offsets are committed."""
+    with tempfile.TemporaryDirectory(prefix="vigil-faust-") as datadir:
+        app = build_app(settings, handlers, Path(datadir))
+        progress: asyncio.Task[None] | None = None
+        try:
+            await app.start()
+            log.info(
+                "worker started",
+                extra={
+                    "group": settings.kafka.group_id,
+                    "topics": [settings.kafka.events_topic, settings.kafka.feedback_topic],
+                    "scorers": sorted(handlers.pipeline.stages),
+                },
+            )
+            progress = asyncio.create_task(_progress(handlers.pipeline))
+            await _wait(stop, app)
+        finally:
+            if progress is not None:
+                progress.cancel()
+            await app.stop()
+
+
+async def serve(
+    settings: Settings, stop: asyncio.Event | None = None, *, signals: bool = True
+) -> int:
+    """Run the worker until ``stop`` is set (or SIGTERM/SIGINT when ``signals``)."""
+    stop = stop or asyncio.Event()
+    remove_signals = _install_signals(stop) if signals else (lambda: None)
+    try:
+        opened = _OpenStore(settings)
+    except BaseException:
+        remove_signals()
+        raise
+    pipeline = build_pipeline(settings, opened.store)
+    handlers = PipelineHandlers(pipeline, stop)
+    try:
+        await pipeline.start()
+        await _run_app(settings, handlers, stop)
+        await _drain(pipeline)
+    finally:
+        await pipeline.stop()
+        opened.close()
+        remove_signals()
+    summary = pipeline.summary
+    log.info(
+        "worker stopped",
+        extra={
+            "read": summary.read,
+            "stored": summary.stored,
+            "rejected": sum(summary.rejected.values()),
+        },
+    )
+    if handlers.error is not None:
+        if isinstance(handlers.error, VigilError):
+            raise handlers.error
+        raise BrokerError(
+            f"dead-letter send failed: {_one_line(handlers.error)}"
+        ) from handlers.error
+    return 0
+
+
+async def _drain(pipeline: Pipeline) -> None:
+    try:
+        await asyncio.wait_for(pipeline.drain(), _DRAIN_TIMEOUT_S)
+    except TimeoutError:
+        log.warning(
+            "scorer queues not drained at shutdown; their decisions stay pending",
+            extra={"timeout_s": _DRAIN_TIMEOUT_S},
+        )
+
+
+def prepare(settings: Settings) -> None:
+    """Reach the broker (with retries) and make sure the topics exist."""
+    wait_for_broker(settings.kafka)
+    ensure_topics(settings)
+
+
+def run_worker(settings: Settings) -> int:
+    """`vigil worker`: returns the exit status; `VigilError`s are printed by the CLI."""
+    prepare(settings)
+    return asyncio.run(serve(settings))
