@@ -3,7 +3,8 @@
 The pipeline *offers* jobs; a full queue refuses at once (the decision becomes
 ``over_budget`` with reason ``queue_full``), so ingestion never waits on a slow model and
 memory stays bounded. Workers take up to ``batch_size`` jobs, call the scorer, and write
-scores, the scorer's own rows and the final decision (``scored`` or ``failed``).
+scores, the scorer's own rows and the final decision (``scored`` or ``failed``, or
+``over_budget`` when the scorer itself declined for budget, e.g. the judge's cost cap).
 """
 
 from __future__ import annotations
@@ -112,7 +113,9 @@ class Stage:
             result = by_id.get(event.event_id)
             if result is None:
                 result = ScoreResult(event.event_id, error="no result returned")
-            if result.error is not None:
+            if result.over_budget is not None:
+                decision = Decision(self.name, "over_budget", result.over_budget[:200])
+            elif result.error is not None:
                 decision = Decision(self.name, "failed", result.error[:200])
             else:
                 decision = Decision(self.name, "scored", job.reason)

@@ -43,6 +43,9 @@ class ScoreResult:
     scores: list[Score] = field(default_factory=list)
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     error: str | None = None
+    over_budget: str | None = None
+    """Set (to the reason, e.g. ``cost_budget``) when the scorer declined the job for budget:
+    recorded as an ``over_budget`` decision, not ``failed``; scores and rows are ignored."""
 
 
 @runtime_checkable
