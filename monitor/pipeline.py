@@ -154,9 +154,27 @@ class Pipeline:
         for stage in self.stages.values():
             await stage.drain()
 
+    async def settle(self, timeout_s: float | None = None) -> bool:
+        """End of input (replay) or clean shutdown (worker): finish queued scorer jobs, then
+        run every event-time timer once at the watermark so the last, partial period is
+        evaluated too. Returns False when the queues did not drain within ``timeout_s``
+        (their decisions stay ``pending`` in the store: visible, not lost)."""
+        drained = True
+        try:
+            await asyncio.wait_for(self.drain(), timeout_s)
+        except TimeoutError:
+            drained = False
+        await self.fire_due_timers(force=True)
+        return drained
+
     async def stop(self) -> None:
         for stage in self.stages.values():
             await stage.stop()
+        for timer in self._timers:
+            # Timers that hold clients (webhook notifiers) release them here.
+            close = getattr(timer.fn, "close", None)
+            if callable(close):
+                await close()
 
     def add_timer(self, name: str, every_s: float, fn: TimerFn) -> None:
         """Run ``fn(as_of)`` each time the watermark crosses a multiple of ``every_s``."""

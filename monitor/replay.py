@@ -56,9 +56,7 @@ async def replay_file(settings: Settings, path: Path) -> Summary:
             await asyncio.sleep(0)  # let the commit hand its write to the thread pool
         if writing is not None:
             await writing
-        await pipeline.drain()
-        await pipeline.fire_due_timers(force=True)
-        await pipeline.drain()
+        await pipeline.settle()
         return pipeline.final_summary()
     finally:
         await pipeline.stop()
