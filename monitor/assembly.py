@@ -37,7 +37,9 @@ def _judge(settings: Settings) -> Scorer:
 
 
 #: name -> (is it enabled in these settings, factory, its queue size)
-SCORERS: dict[str, tuple[Callable[[Settings], bool], Callable[[Settings], Scorer], Callable[[Settings], int]]] = {
+SCORERS: dict[
+    str, tuple[Callable[[Settings], bool], Callable[[Settings], Scorer], Callable[[Settings], int]]
+] = {
     "toxicity": (lambda s: s.toxicity.enabled, _toxicity, lambda s: s.toxicity.queue_size),
     "embedding": (lambda s: s.embedding.enabled, _embedding, lambda s: s.embedding.queue_size),
     "judge": (lambda s: s.judge.enabled, _judge, lambda s: s.judge.queue_size),

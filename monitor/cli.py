@@ -77,7 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     alerts = sub.add_parser("alerts", help="list alerts (firing and resolved, newest first)")
     alerts.add_argument("--json", action="store_true", help="print the alerts as JSON")
     alerts.add_argument("--since", help="RFC 3339 time, or a duration back from now (30m, 6h, 2d)")
-    alerts.add_argument("--examples", metavar="ALERT_ID", help="list the failing events behind one alert")
+    alerts.add_argument(
+        "--examples", metavar="ALERT_ID", help="list the failing events behind one alert"
+    )
 
     config = sub.add_parser("config", help="settings")
     config_sub = config.add_subparsers(dest="config_command", required=True)
@@ -110,8 +112,12 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         j = settings.judge
         return serve(
-            args.model, alias=args.alias, host=args.host, port=args.port,
-            n_threads=args.threads or j.local_threads, n_ctx=args.n_ctx or j.local_n_ctx,
+            args.model,
+            alias=args.alias,
+            host=args.host,
+            port=args.port,
+            n_threads=args.threads or j.local_threads,
+            n_ctx=args.n_ctx or j.local_n_ctx,
             chat_format=args.chat_format,
         )
     if command == "drift":
@@ -132,7 +138,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if command == "alerts":
         from monitor.alerts import run_alerts_command
 
-        return run_alerts_command(settings, as_json=args.json, since=args.since, examples=args.examples)
+        return run_alerts_command(
+            settings, as_json=args.json, since=args.since, examples=args.examples
+        )
     if command == "config":
         data = masked_dump(settings)
         if args.json:

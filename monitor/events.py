@@ -12,7 +12,6 @@ queue, so a bad message is explained and kept, and the worker goes on.
 
 from __future__ import annotations
 
-
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -148,7 +147,6 @@ class FeedbackEvent(_Model):
     """-1 bad, 0 neutral, 1 good."""
     comment: str | None = None
     """Free text from the user, if any."""
-
 
 
 def _dumps(value: Any) -> str:

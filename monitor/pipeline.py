@@ -91,7 +91,8 @@ class Prepared:
     rejected: list[DeadLetter] = field(default_factory=list)
     tables: dict[str, list[dict[str, Any]]] = field(
         default_factory=lambda: {
-            name: [] for name in ("events", "checks", "decisions", "feedback", "incidents", "dead_letters")
+            name: []
+            for name in ("events", "checks", "decisions", "feedback", "incidents", "dead_letters")
         }
     )
     latest: datetime | None = None
@@ -211,7 +212,11 @@ class Pipeline:
         now = now_iso()
         prepared = Prepared(now)
         tables = prepared.tables
-        events_rows, checks_rows, decision_rows = tables["events"], tables["checks"], tables["decisions"]
+        events_rows, checks_rows, decision_rows = (
+            tables["events"],
+            tables["checks"],
+            tables["decisions"],
+        )
         feedback_rows, incident_rows = tables["feedback"], tables["incidents"]
         summary = self.summary
         summary.read += len(batch)
@@ -226,7 +231,9 @@ class Pipeline:
                 summary.rejected[exc.reason] += 1
                 prepared.rejected.append(DeadLetter(message, exc.reason, exc.detail))
                 tables["dead_letters"].append(
-                    R.dead_letter_row(message.source, message.position, exc.reason, exc.detail, message.value, now)
+                    R.dead_letter_row(
+                        message.source, message.position, exc.reason, exc.detail, message.value, now
+                    )
                 )
                 continue
             result = check(event)
@@ -238,7 +245,9 @@ class Pipeline:
             for kind in result.pii_kinds:
                 incident_rows.append(R.incident_row(event, "pii", kind, 1.0, "heuristics", now))
             for kind in result.jailbreak_kinds:
-                incident_rows.append(R.incident_row(event, "jailbreak", kind, 1.0, "heuristics", now))
+                incident_rows.append(
+                    R.incident_row(event, "jailbreak", kind, 1.0, "heuristics", now)
+                )
             for decision in decide(event, failed):
                 if decision.decision == "pending" and not stages[decision.scorer].offer(
                     Job(event, failed, decision.reason)
@@ -271,7 +280,9 @@ class Pipeline:
                 self.summary.rejected[f"feedback_{exc.reason}"] += 1
                 rejected.append(DeadLetter(message, exc.reason, exc.detail))
                 dead.append(
-                    R.dead_letter_row(message.source, message.position, exc.reason, exc.detail, message.value, now)
+                    R.dead_letter_row(
+                        message.source, message.position, exc.reason, exc.detail, message.value, now
+                    )
                 )
         await self.write({"feedback": good, "dead_letters": dead})
         self.summary.feedback_stored += len(good)
@@ -338,7 +349,6 @@ class Pipeline:
                 await timer.fn(datetime.fromtimestamp(boundary, tz=UTC))
                 self.summary.timers_fired[timer.name] += 1
             timer.last_slot = slot
-
 
 
 def render_summary(data: dict[str, Any]) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 from monitor.errors import VigilError
 from monitor.sampling import Decision
-from monitor.scorers.base import Job, ScoreResult, Scorer
+from monitor.scorers.base import Job, Scorer, ScoreResult
 from monitor.store import rows as R
 
 log = logging.getLogger("vigil.stages")
@@ -104,7 +104,10 @@ class Stage:
         try:
             results = await scorer.score(batch)
         except VigilError as exc:
-            results = [ScoreResult(job.event.event_id, error=f"{type(exc).__name__}: {exc}") for job in batch]
+            results = [
+                ScoreResult(job.event.event_id, error=f"{type(exc).__name__}: {exc}")
+                for job in batch
+            ]
         by_id = {r.event_id: r for r in results}
         now = now_iso()
         tables: dict[str, list[dict[str, Any]]] = {"scores": [], "decisions": []}
@@ -121,7 +124,15 @@ class Stage:
                 decision = Decision(self.name, "scored", job.reason)
                 for score in result.scores:
                     tables["scores"].append(
-                        R.score_row(event, self.name, scorer.version, score.name, score.value, score.label, now)
+                        R.score_row(
+                            event,
+                            self.name,
+                            scorer.version,
+                            score.name,
+                            score.value,
+                            score.label,
+                            now,
+                        )
                     )
                 for table, extra in result.rows.items():
                     tables.setdefault(table, []).extend(extra)

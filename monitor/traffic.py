@@ -20,8 +20,8 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 import orjson
@@ -36,55 +36,99 @@ JSON_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["intent", "confidence"],
     "properties": {
-        "intent": {"type": "string", "enum": ["refund", "shipping", "account", "billing", "technical"]},
+        "intent": {
+            "type": "string",
+            "enum": ["refund", "shipping", "account", "billing", "technical"],
+        },
         "confidence": {"type": "number", "minimum": 0, "maximum": 1},
     },
 }
 
-_ITEMS = ["headphones", "coffee maker", "running shoes", "laptop stand", "desk lamp", "backpack",
-          "blender", "phone case", "winter jacket", "office chair", "water bottle", "keyboard"]
+_ITEMS = [
+    "headphones",
+    "coffee maker",
+    "running shoes",
+    "laptop stand",
+    "desk lamp",
+    "backpack",
+    "blender",
+    "phone case",
+    "winter jacket",
+    "office chair",
+    "water bottle",
+    "keyboard",
+]
 _TOPICS: dict[str, tuple[list[str], list[str]]] = {
     "refunds": (
-        ["How do I get a refund for my {item}?", "I returned the {item} {n} days ago, where is my money?",
-         "Can I get my money back for a {item} that arrived broken?",
-         "What is your refund policy for the {item} I bought last month?"],
-        ["Refunds go back to your original payment method within 5-7 business days after the return "
-         "is scanned at our warehouse. I can see order {order}; the return was received, so the refund "
-         "of ${price} should reach you by {day}.",
-         "I'm sorry the {item} arrived damaged. I've opened a refund for order {order} (${price}); you "
-         "don't need to send it back. You'll get a confirmation email within the hour."],
+        [
+            "How do I get a refund for my {item}?",
+            "I returned the {item} {n} days ago, where is my money?",
+            "Can I get my money back for a {item} that arrived broken?",
+            "What is your refund policy for the {item} I bought last month?",
+        ],
+        [
+            "Refunds go back to your original payment method within 5-7 business days after the return "
+            "is scanned at our warehouse. I can see order {order}; the return was received, so the refund "
+            "of ${price} should reach you by {day}.",
+            "I'm sorry the {item} arrived damaged. I've opened a refund for order {order} (${price}); you "
+            "don't need to send it back. You'll get a confirmation email within the hour.",
+        ],
     ),
     "shipping": (
-        ["Where is my order {order}?", "My {item} hasn't arrived yet, it's been {n} days.",
-         "Can I change the delivery address for order {order}?", "Do you ship the {item} to Canada?"],
-        ["Order {order} left our warehouse on {day} and is with the carrier; the tracking page shows "
-         "delivery expected in 2 business days.",
-         "I've updated the delivery address on order {order}. Because it hasn't shipped yet, there's no "
-         "extra charge and the delivery date stays the same."],
+        [
+            "Where is my order {order}?",
+            "My {item} hasn't arrived yet, it's been {n} days.",
+            "Can I change the delivery address for order {order}?",
+            "Do you ship the {item} to Canada?",
+        ],
+        [
+            "Order {order} left our warehouse on {day} and is with the carrier; the tracking page shows "
+            "delivery expected in 2 business days.",
+            "I've updated the delivery address on order {order}. Because it hasn't shipped yet, there's no "
+            "extra charge and the delivery date stays the same.",
+        ],
     ),
     "account": (
-        ["I can't log into my account.", "How do I reset my password?",
-         "How can I delete my account and my data?", "Why was my account locked?"],
-        ["Use 'Forgot password' on the sign-in page; the reset link is valid for 30 minutes. If the "
-         "email doesn't arrive, check spam, then reply here and I'll send it manually.",
-         "Your account was locked after several failed sign-ins. It unlocks automatically after 15 "
-         "minutes, or I can unlock it now once you confirm the email on file."],
+        [
+            "I can't log into my account.",
+            "How do I reset my password?",
+            "How can I delete my account and my data?",
+            "Why was my account locked?",
+        ],
+        [
+            "Use 'Forgot password' on the sign-in page; the reset link is valid for 30 minutes. If the "
+            "email doesn't arrive, check spam, then reply here and I'll send it manually.",
+            "Your account was locked after several failed sign-ins. It unlocks automatically after 15 "
+            "minutes, or I can unlock it now once you confirm the email on file.",
+        ],
     ),
     "billing": (
-        ["Why was I charged twice for order {order}?", "Can I get an invoice for my {item}?",
-         "My card was declined but the money was taken.", "How do I update my payment method?"],
-        ["The second charge on order {order} is a pre-authorisation; it is released automatically "
-         "within 3 business days and you won't be billed twice.",
-         "You can download the invoice for order {order} under Orders > Invoice. I've also emailed "
-         "you a copy."],
+        [
+            "Why was I charged twice for order {order}?",
+            "Can I get an invoice for my {item}?",
+            "My card was declined but the money was taken.",
+            "How do I update my payment method?",
+        ],
+        [
+            "The second charge on order {order} is a pre-authorisation; it is released automatically "
+            "within 3 business days and you won't be billed twice.",
+            "You can download the invoice for order {order} under Orders > Invoice. I've also emailed "
+            "you a copy.",
+        ],
     ),
     "technical": (
-        ["My {item} won't turn on.", "The app crashes when I open my orders.",
-         "How do I pair the {item} with my phone?", "The {item} makes a strange noise."],
-        ["Hold the power button for 10 seconds to reset the {item}, then charge it for 30 minutes. "
-         "If it still won't start, it's covered by warranty and I can send a replacement.",
-         "Please update the app to the latest version; version 4.2 fixed the crash on the orders "
-         "screen. If it persists, reinstalling clears the cached data that causes it."],
+        [
+            "My {item} won't turn on.",
+            "The app crashes when I open my orders.",
+            "How do I pair the {item} with my phone?",
+            "The {item} makes a strange noise.",
+        ],
+        [
+            "Hold the power button for 10 seconds to reset the {item}, then charge it for 30 minutes. "
+            "If it still won't start, it's covered by warranty and I can send a replacement.",
+            "Please update the app to the latest version; version 4.2 fixed the crash on the orders "
+            "screen. If it persists, reinstalling clears the cached data that causes it.",
+        ],
     ),
 }
 _WEAK_ANSWERS = [
@@ -154,8 +198,11 @@ class TrafficSpec:
 
 def _fill(template: str, rng: random.Random) -> str:
     return template.format(
-        item=rng.choice(_ITEMS), n=rng.randint(3, 21), order=f"A{rng.randint(10000, 99999)}",
-        price=f"{rng.randint(15, 400)}.{rng.randint(0, 99):02d}", day=rng.choice(["Monday", "Tuesday", "Thursday"]),
+        item=rng.choice(_ITEMS),
+        n=rng.randint(3, 21),
+        order=f"A{rng.randint(10000, 99999)}",
+        price=f"{rng.randint(15, 400)}.{rng.randint(0, 99):02d}",
+        day=rng.choice(["Monday", "Tuesday", "Thursday"]),
     )
 
 
@@ -168,9 +215,15 @@ def _malformed(rng: random.Random, i: int) -> bytes:
     if kind == 2:
         return orjson.dumps({"event_id": f"bad-{i}", "ts": "2026-11-22T08:00:00Z", "model": "m"})
     if kind == 3:
-        return orjson.dumps({"event_id": f"bad-{i}", "ts": "yesterday", "model": "m",
-                             "request": {"messages": [{"role": "user", "content": "hi"}]},
-                             "response": {"content": "hello"}})
+        return orjson.dumps(
+            {
+                "event_id": f"bad-{i}",
+                "ts": "yesterday",
+                "model": "m",
+                "request": {"messages": [{"role": "user", "content": "hi"}]},
+                "response": {"content": "hello"},
+            }
+        )
     return bytes([0xFF, 0xFE, rng.randint(0, 255)]) + b"\x00garbage"
 
 
@@ -180,7 +233,11 @@ def generate_events(spec: TrafficSpec) -> Iterator[dict[str, Any]]:
     topics = list(_TOPICS)
     for i in range(spec.n):
         ts = spec.start + timedelta(seconds=i * spec.interval_s)
-        active = {inc.kind for inc in spec.incidents if inc.start <= ts < inc.end and rng.random() < inc.share}
+        active = {
+            inc.kind
+            for inc in spec.incidents
+            if inc.start <= ts < inc.end and rng.random() < inc.share
+        }
         version = BAD_VERSION if "regression" in active else GOOD_VERSION
         topic = rng.choice(topics)
         prompts, answers = _TOPICS[topic]
@@ -190,7 +247,11 @@ def generate_events(spec: TrafficSpec) -> Iterator[dict[str, Any]]:
         finish = "stop"
         good = True
         if "topic_surge" in active:
-            prompt, answer, route = rng.choice(_SURGE_PROMPTS), rng.choice(_SURGE_ANSWERS), "support/other"
+            prompt, answer, route = (
+                rng.choice(_SURGE_PROMPTS),
+                rng.choice(_SURGE_ANSWERS),
+                "support/other",
+            )
         if "jailbreak" in active:
             prompt, answer = rng.choice(_JAILBREAKS), _REFUSAL
         if version == BAD_VERSION:
@@ -202,7 +263,9 @@ def generate_events(spec: TrafficSpec) -> Iterator[dict[str, Any]]:
         if rng.random() < spec.json_route_share and not active:
             route = JSON_ROUTE
             intent = topic.rstrip("s") if topic != "technical" else "technical"
-            answer = orjson.dumps({"intent": intent, "confidence": round(rng.uniform(0.6, 0.99), 2)}).decode()
+            answer = orjson.dumps(
+                {"intent": intent, "confidence": round(rng.uniform(0.6, 0.99), 2)}
+            ).decode()
             if rng.random() < 0.05:
                 answer = answer[:-5]  # a broken JSON answer now and then
         elif rng.random() < 0.01:
@@ -218,7 +281,10 @@ def generate_events(spec: TrafficSpec) -> Iterator[dict[str, Any]]:
             "model_version": version,
             "request": {
                 "messages": [
-                    {"role": "system", "content": "You are Acme's support assistant. Be brief and accurate."},
+                    {
+                        "role": "system",
+                        "content": "You are Acme's support assistant. Be brief and accurate.",
+                    },
                     {"role": "user", "content": prompt},
                 ],
                 "params": {"temperature": 0.2},

@@ -19,7 +19,9 @@ def test_defaults_are_valid_and_embedded() -> None:
     assert settings.kafka.events_topic == "vigil.events"
 
 
-def test_precedence_overrides_beat_env_beat_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_precedence_overrides_beat_env_beat_yaml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = tmp_path / "vigil.yaml"
     config.write_text("kafka:\n  batch_max: 10\n  group_id: from-yaml\nstore:\n  ttl_days: 7\n")
     monkeypatch.setenv("VIGIL_KAFKA__BATCH_MAX", "20")
@@ -61,7 +63,7 @@ def test_bad_env_setting_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_unreadable_and_malformed_yaml(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="missing.yaml"):
+    with pytest.raises(ConfigError, match=r"missing\.yaml"):
         load_settings(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("kafka: [unclosed\n")
@@ -92,7 +94,11 @@ def test_every_field_is_documented() -> None:
 
 def _vigil(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "monitor.cli", *args], capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-m", "monitor.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
 
 

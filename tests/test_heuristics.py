@@ -40,7 +40,9 @@ def checker() -> Heuristics:
 
 
 def test_a_good_answer_passes_everything(checker: Heuristics) -> None:
-    result = checker.check(_event("Your refund is on its way.", finish_reason="stop", latency_ms=300))
+    result = checker.check(
+        _event("Your refund is on its way.", finish_reason="stop", latency_ms=300)
+    )
     assert result.failed == []
 
 
@@ -57,7 +59,9 @@ def test_a_good_answer_passes_everything(checker: Heuristics) -> None:
         ("Mail me at jo@example.com", {}, "pii"),
     ],
 )
-def test_each_check_fires(checker: Heuristics, content: str, response: dict[str, Any], name: str) -> None:
+def test_each_check_fires(
+    checker: Heuristics, content: str, response: dict[str, Any], name: str
+) -> None:
     assert name in checker.check(_event(content, **response)).failed
 
 

@@ -12,8 +12,14 @@ from monitor.events import Event, parse_event
 from monitor.sampling import Sampler, TokenBucket, sample_point
 
 
-def _event(i: int, *, route: str = "support/refunds", model: str = "m", rating: int | None = None,
-           ts: datetime | None = None) -> Event:
+def _event(
+    i: int,
+    *,
+    route: str = "support/refunds",
+    model: str = "m",
+    rating: int | None = None,
+    ts: datetime | None = None,
+) -> Event:
     data = {
         "event_id": f"e-{i}",
         "ts": (ts or datetime(2026, 11, 22, 8, tzinfo=UTC) + timedelta(seconds=i)).isoformat(),
@@ -89,8 +95,9 @@ def test_priority_rules_bypass_the_rate() -> None:
 
 
 def test_budget_is_a_token_bucket_in_event_time() -> None:
-    settings = SamplingSettings(rates={"judge": 1.0}, budget_per_minute={"judge": 60.0},
-                                budget_burst={"judge": 5.0})
+    settings = SamplingSettings(
+        rates={"judge": 1.0}, budget_per_minute={"judge": 60.0}, budget_burst={"judge": 5.0}
+    )
     sampler = Sampler(settings, ["judge"])
     start = datetime(2026, 11, 22, 8, tzinfo=UTC)
     # Ten events in the same second: the burst of 5 passes, the rest is over budget.

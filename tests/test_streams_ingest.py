@@ -18,7 +18,7 @@ from monitor.traffic import TrafficSpec, generate_lines
 from streams.admin import ensure_topics
 from streams.broker import DevBroker, free_port
 from streams.produce import produce_lines
-from tests.fixtures.broker import wait_consumed
+from tests.fixtures.broker import stream_overrides, wait_consumed
 
 pytestmark = pytest.mark.integration
 
@@ -51,9 +51,13 @@ def _read_topic(settings: Settings, topic: str, expected: int) -> list[Any]:
     return records
 
 
+@pytest.mark.parametrize("ingest", ["batch", "stream"])
 def test_worker_stores_each_valid_event_once_and_dead_letters_the_rest(
-    stream_settings: Settings, start_worker: object
+    dev_broker: DevBroker, tmp_path: Path, start_worker: object, ingest: str
 ) -> None:
+    stream_settings = load_settings(
+        overrides=stream_overrides(dev_broker, tmp_path / "data", kafka={"ingest": ingest})
+    )
     lines = list(generate_lines(TrafficSpec(n=10_000, malformed_share=0.01, seed=11)))
     bad = [line for line in lines if not _valid(line)]
     assert len(lines) - len(bad) == 10_000 and len(bad) > 50

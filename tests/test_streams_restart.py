@@ -18,13 +18,19 @@ from tests.fixtures.broker import consumed, stream_overrides, wait_consumed
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+@pytest.mark.parametrize(
+    ("signum", "ingest"),
+    [(signal.SIGTERM, "batch"), (signal.SIGKILL, "batch"), (signal.SIGKILL, "stream")],
+    ids=["sigterm-batch", "sigkill-batch", "sigkill-stream"],
+)
 def test_restart_after_kill_gives_exact_counts(
-    dev_broker: DevBroker, tmp_path: Path, start_worker: object, signum: int
+    dev_broker: DevBroker, tmp_path: Path, start_worker: object, signum: int, ingest: str
 ) -> None:
     # Small batches so the kill lands between commits, in the middle of the stream.
     settings = load_settings(
-        overrides=stream_overrides(dev_broker, tmp_path / "data", kafka={"batch_max": 200})
+        overrides=stream_overrides(
+            dev_broker, tmp_path / "data", kafka={"batch_max": 200, "ingest": ingest}
+        )
     )
     ensure_topics(settings)
     lines = list(generate_lines(TrafficSpec(n=8_000, malformed_share=0.01, seed=5)))

@@ -55,7 +55,9 @@ def _classify_number(run: str) -> str | None:
     separators_ok = all(ch in " -" or ch.isdigit() for ch in stripped)
     if 13 <= n <= 19 and separators_ok and luhn_ok(digits):
         return "card"
-    has_phone_shape = stripped.startswith("+") or "(" in stripped or "-" in stripped or " " in stripped
+    has_phone_shape = (
+        stripped.startswith("+") or "(" in stripped or "-" in stripped or " " in stripped
+    )
     if 10 <= n <= 15 and has_phone_shape:
         return "phone"
     return None

@@ -7,6 +7,7 @@ Inserts ship rows as inline JSONCompactEachRow (the fastest text format chDB par
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -65,11 +66,9 @@ class EmbeddedStore:
         self.raw(render(sql, params))
 
     def close(self) -> None:
-        with self._lock:
-            try:
-                self._session.close()
-            except Exception:  # closing twice or after a failed open is harmless
-                pass
+        # Closing twice or after a failed open is harmless.
+        with self._lock, contextlib.suppress(Exception):
+            self._session.close()
 
     # -- beyond the interface: the HTTP endpoint serves raw formats --------------------
 
