@@ -12,8 +12,9 @@ Selection hashes the event_id, so the same event gets the same answer in a repla
 another worker, or after a restart. The hash is shared by all scorers (coordinated
 sampling): samples are nested, so with judge at 5% and embeddings at 25% every judged
 event also has an embedding, and the drift job can report judge scores per topic cluster.
-Priority rules (negative feedback, a failed heuristic) bypass the rate. Budgets are token buckets refilled in *event* time, so a
-replay of history spends them exactly as the live worker did.
+Priority rules (negative feedback, a failed heuristic) bypass the rate. Budgets are
+token buckets refilled in *event* time, so a replay of history spends them exactly as the
+live worker did.
 """
 
 from __future__ import annotations
