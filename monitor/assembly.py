@@ -45,9 +45,7 @@ SCORERS: dict[
     "judge": (lambda s: s.judge.enabled, _judge, lambda s: s.judge.queue_size),
 }
 
-#: Timers: name -> factory(settings, store) returning (period in seconds, async fn(as_of)).
 TimerFactory = Callable[[Settings, Store], "tuple[float, Callable[..., object]] | None"]
-TIMERS: dict[str, TimerFactory] = {}
 
 
 def _rollups(settings: Settings, store: Store) -> tuple[float, Callable[..., object]]:
@@ -56,16 +54,10 @@ def _rollups(settings: Settings, store: Store) -> tuple[float, Callable[..., obj
     return rollup_timer(settings, store)
 
 
-TIMERS["rollups"] = _rollups
-
-
 def _drift(settings: Settings, store: Store) -> tuple[float, Callable[..., object]] | None:
     from monitor.drift import build_drift_timer
 
     return build_drift_timer(settings, store)
-
-
-TIMERS["drift"] = _drift
 
 
 def _alerts(settings: Settings, store: Store) -> tuple[float, Callable[..., object]] | None:
@@ -74,9 +66,10 @@ def _alerts(settings: Settings, store: Store) -> tuple[float, Callable[..., obje
     return alert_timer(settings, store)
 
 
-# After drift: timers fire in this order at each boundary, so a drift report written at
-# `as_of` is seen by the alert evaluator at the same `as_of`.
-TIMERS["alerts"] = _alerts
+#: Event-time timers: name -> factory(settings, store) returning (period in seconds, async
+#: fn(as_of)), or None when disabled. They fire in this order at each boundary, so a drift
+#: report written at `as_of` is seen by the alert evaluator at the same `as_of`.
+TIMERS: dict[str, TimerFactory] = {"rollups": _rollups, "drift": _drift, "alerts": _alerts}
 
 
 def enabled_scorers(settings: Settings) -> list[str]:
