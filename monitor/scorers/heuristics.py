@@ -38,7 +38,7 @@ _BUILTIN_REFUSALS = (
 _REFUSAL_WINDOW = 300
 # Every built-in pattern contains one of these; a substring test in C rules most answers
 # out before the (slower) case-insensitive regex runs.
-_REFUSAL_HINTS = ("sorry", "can't", "cannot", "unable", "not able", "won't", "as an ai")
+_REFUSAL_HINTS = re.compile("sorry|can't|cannot|unable|not able|won't|as an ai")
 
 
 @dataclass(slots=True)
@@ -91,7 +91,7 @@ class Heuristics:
         self.settings = settings
         patterns = list(_BUILTIN_REFUSALS) + list(settings.refusal_patterns)
         self._refusal = re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
-        self._hints: tuple[str, ...] | None = None if settings.refusal_patterns else _REFUSAL_HINTS
+        self._hints: re.Pattern[str] | None = None if settings.refusal_patterns else _REFUSAL_HINTS
         self._validators: dict[str, Any] = {
             route: jsonschema.Draft202012Validator(schema)
             for route, schema in settings.json_routes.items()
@@ -133,7 +133,7 @@ class Heuristics:
 
     def _is_refusal(self, head: str) -> bool:
         hints = self._hints
-        if hints is not None and not any(hint in head for hint in hints):
+        if hints is not None and hints.search(head) is None:
             return False
         return self._refusal.search(head) is not None
 

@@ -94,18 +94,31 @@ class JailbreakPatterns:
             raise ConfigError(
                 f"heuristics.jailbreak_patterns: bad regular expression ({exc})"
             ) from exc
+        # All hints in one lookahead alternation: a single scan in C finds every hint
+        # present (overlapping ones too), instead of dozens of substring tests per prompt.
+        self._by_hint: dict[str, list[int]] = {}
+        self._unhinted = [i for i, (_, _, hints) in enumerate(self._compiled) if not hints]
+        for i, (_, _, hints) in enumerate(self._compiled):
+            for hint in hints:
+                self._by_hint.setdefault(hint, []).append(i)
+        alternation = "|".join(re.escape(h) for h in sorted(self._by_hint, key=len, reverse=True))
+        self._hint_scan = re.compile(f"(?=({alternation}))") if alternation else None
 
     def find(self, text: str) -> list[str]:
         """Kinds of attack pattern found in ``text``, in a fixed order (empty: none)."""
         if not text:
             return []
         text = text[:MAX_SCAN_CHARS]
-        lower = text.lower()
+        candidates = set(self._unhinted)
+        if self._hint_scan is not None:
+            for match in self._hint_scan.finditer(text.lower()):
+                candidates.update(self._by_hint[match.group(1)])
+        if not candidates:
+            return []
         return [
             kind
-            for kind, regex, hints in self._compiled
-            if (not hints or any(hint in lower for hint in hints))
-            and regex.search(text) is not None
+            for i, (kind, regex, _) in enumerate(self._compiled)
+            if i in candidates and regex.search(text) is not None
         ]
 
     def find_in_messages(self, messages: Iterable[tuple[str, str]]) -> list[str]:
