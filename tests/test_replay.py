@@ -1,0 +1,128 @@
+"""`vigil replay`: the summary, and identical results from the same file replayed twice."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from monitor.config import Settings, load_settings
+from monitor.replay import replay_file
+from monitor.store.embedded import EmbeddedStore
+from monitor.traffic import TrafficSpec, demo_incidents, generate_lines
+
+
+def _write(path: Path, n: int, malformed: float = 0.0) -> Path:
+    spec = TrafficSpec(n=n, seed=11, malformed_share=malformed)
+    spec.incidents = demo_incidents(spec.start, spec.interval_s, n)
+    path.write_bytes(b"".join(line + b"\n" for line in generate_lines(spec)))
+    return path
+
+
+def _settings(data_dir: Path) -> Settings:
+    # The toxicity scorer (a real, fast model) makes decisions with a rate below 1 and a
+    # tight budget, so sampled_out, over_budget and scored all occur.
+    return load_settings(
+        overrides={
+            "store": {"data_dir": str(data_dir)},
+            "judge": {"enabled": False},
+            "embedding": {"enabled": False},
+            "toxicity": {"enabled": True},
+            "sampling": {
+                "rates": {"toxicity": 0.4},
+                "budget_per_minute": {"toxicity": 6.0},
+                "budget_burst": {"toxicity": 3.0},
+            },
+            "log_level": "WARNING",
+        }
+    )
+
+
+def _decisions(data_dir: Path) -> list[dict[str, Any]]:
+    store = EmbeddedStore(data_dir)
+    try:
+        return store.query(
+            "SELECT event_id, scorer, decision, reason FROM vigil.decisions FINAL "
+            "ORDER BY event_id, scorer"
+        )
+    finally:
+        store.close()
+
+
+def test_replaying_the_same_file_twice_gives_identical_decisions(tmp_path: Path) -> None:
+    events = _write(tmp_path / "events.jsonl", 1500, malformed=0.01)
+    first = asyncio.run(replay_file(_settings(tmp_path / "a"), events)).as_dict()
+    second = asyncio.run(replay_file(_settings(tmp_path / "b"), events)).as_dict()
+    a, b = _decisions(tmp_path / "a"), _decisions(tmp_path / "b")
+    assert len(a) == first["stored"] == 1500
+    assert a == b
+    kinds = {row["decision"] for row in a}
+    assert {"scored", "sampled_out", "over_budget"} <= kinds
+    assert first["decisions"] == second["decisions"]
+    assert first["rejected_by_reason"] == second["rejected_by_reason"]
+    assert first["rejected"] > 0
+
+
+def test_cli_replay_json_summary_counts_what_it_did(tmp_path: Path) -> None:
+    events = _write(tmp_path / "events.jsonl", 600, malformed=0.02)
+    env = {**os.environ, "VIGIL_LOG_LEVEL": "WARNING"}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monitor.cli",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "replay",
+            str(events),
+            "--heuristics-only",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    summary = orjson.loads(done.stdout)
+    lines = sum(1 for line in events.read_bytes().split(b"\n") if line.strip())
+    assert summary["read"] == lines
+    assert summary["stored"] + summary["rejected"] == lines
+    assert summary["stored"] == 600
+    assert sum(summary["rejected_by_reason"].values()) == summary["rejected"]
+    store = EmbeddedStore(tmp_path / "data")
+    try:
+        counts = store.query(
+            "SELECT (SELECT count() FROM vigil.events FINAL) AS events, "
+            "(SELECT count() FROM vigil.dead_letters FINAL) AS dead"
+        )[0]
+    finally:
+        store.close()
+    assert counts == {"events": 600, "dead": summary["rejected"]}
+
+
+def test_replay_of_a_missing_file_is_one_clear_line(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monitor.cli",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "replay",
+            str(tmp_path / "nope.jsonl"),
+            "--heuristics-only",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "nope.jsonl" in done.stderr and "Traceback" not in done.stderr
