@@ -4,7 +4,8 @@ All in one run, on the same machine and the same topic:
 
 1. raw:    aiokafka reads the topic as fast as it can (no processing) - the baseline;
 2. live:   a real `vigil worker` subprocess (heuristics on, model scorers off) consumes
-           the same number of events; rate = events / (time until the group committed
+           the same number of events through the ``--ingest`` path (kafka.ingest: batch,
+           the default, or stream, the Faust agent); rate = events / (time until the group committed
            them all), measured after a warm-up so the consumer-group join is excluded;
 3. replay: `vigil replay` over the same events as a JSONL file, in-process;
 4. memory: the worker's RSS sampled while traffic keeps flowing for ``--minutes``.
@@ -13,7 +14,8 @@ Targets: live >= 20,000 events/s and >= 0.25x raw; replay >= 50,000 events/s; RS
 < 10% over the run (5 minutes for the full check). ``--profile`` runs the worker under
 cProfile and prints where its time went. Traffic is generated (monitor/traffic.py).
 
-    .venv/bin/python bench/ingest.py [--events 50000] [--minutes 0.5] [--profile]
+    .venv/bin/python bench/ingest.py [--events 50000] [--minutes 0.5] [--ingest batch|stream]
+                                     [--profile]
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from streams.produce import produce_lines
 OFF = {k: {"enabled": False} for k in ("judge", "toxicity", "embedding")}
 
 
-def _settings(broker: DevBroker, data_dir: Path, batch_max: int) -> Settings:
+def _settings(broker: DevBroker, data_dir: Path, batch_max: int, ingest: str) -> Settings:
     return load_settings(
         overrides={
             "kafka": {
@@ -55,6 +57,7 @@ def _settings(broker: DevBroker, data_dir: Path, batch_max: int) -> Settings:
                 "session_timeout_s": 6.0,
                 "batch_max": batch_max,
                 "batch_within_s": 0.2,
+                "ingest": ingest,
             },
             "store": {"data_dir": str(data_dir)},
             "log_level": "WARNING",
@@ -185,7 +188,8 @@ def _profile_text(path: Path) -> str:
     # the pipeline (its store writes run in a thread, so they show as the loop waiting).
     layers = (
         r"_drain_messages|conductor.py.*on_message|_c_aiter|_py_aiter|wait_first|noack_take"
-        r"|streams/app.py|pipeline.py.*(process|prepare|write)|select.epoll"
+        r"|streams/app.py|batch_ingest.py|getmany"
+        r"|pipeline.py.*(process|prepare|commit|write)|select.epoll"
     )
     stats.sort_stats("cumulative").print_stats(layers)
     return out.getvalue()
@@ -198,14 +202,20 @@ def main() -> None:
     parser.add_argument(
         "--minutes", type=float, default=0.5, help="memory run length (5 = full check)"
     )
+    parser.add_argument(
+        "--ingest", choices=["batch", "stream"], default="batch", help="kafka.ingest path"
+    )
     parser.add_argument("--profile", action="store_true", help="run the worker under cProfile")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
-    print(f"traffic: {args.events:,} generated events, one every {INTERVAL_S * 1000:g} ms of event time")
+    print(
+        f"traffic: {args.events:,} generated events, "
+        f"one every {INTERVAL_S * 1000:g} ms of event time"
+    )
 
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp, DevBroker() as broker:
         root = Path(tmp)
-        settings = _settings(broker, root / "live", args.batch)
+        settings = _settings(broker, root / "live", args.batch, args.ingest)
         ensure_topics(settings)
         warm = _lines(2_000, prefix="warm")
         main_lines = _lines(args.events, prefix="bench")
@@ -233,13 +243,14 @@ def main() -> None:
         path = root / "events.jsonl"
         path.write_bytes(b"".join(line + b"\n" for line in main_lines))
         replay = asyncio.run(
-            replay_file(_settings(broker, root / "replay", args.batch), path)
+            replay_file(_settings(broker, root / "replay", args.batch, args.ingest), path)
         ).as_dict()
 
     ratio = live_rate / raw_rate
     print(f"producer (kafka-python)    {produced['messages_per_s']:>10,.0f} events/s")
     print(f"raw consume (aiokafka)     {raw_rate:>10,.0f} events/s   baseline")
     print(f"end-to-end worker          {live_rate:>10,.0f} events/s   {ratio:.2f}x raw")
+    print(f"                           (ingest path: {args.ingest})")
     print("                           (target >= 20,000/s and >= 0.25x raw)")
     replay_rate = replay["events_per_s"]
     print(f"replay                     {replay_rate:>10,.0f} events/s   (target >= 50,000/s)")

@@ -1,7 +1,8 @@
 """Kafka administration with kafka-python: reachability, topic creation, client options.
 
-Every kafka-python exception that leaves this package is translated here (`kafka_errors`)
-into `BrokerError`, with a message that names the servers and says what failed.
+Every kafka-python and aiokafka exception that leaves this package is translated here
+(`kafka_errors`) into `BrokerError`, with a message that names the servers and says what
+failed.
 """
 
 from __future__ import annotations
@@ -45,12 +46,14 @@ def client_options(kafka: KafkaSettings) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def kafka_errors(what: str, where: str) -> Iterator[None]:
-    """Translate kafka-python errors into one-line `BrokerError`s: ``what`` failed at ``where``."""
+    """Translate kafka-python and aiokafka errors into one-line `BrokerError`s: ``what``
+    failed at ``where``. (The two libraries have separate exception trees.)"""
+    from aiokafka.errors import KafkaError as AioKafkaError
     from kafka.errors import KafkaError
 
     try:
         yield
-    except KafkaError as exc:
+    except (KafkaError, AioKafkaError) as exc:
         raise BrokerError(
             f"{what} at {where} failed: {type(exc).__name__}: {_first_line(exc)}"
         ) from exc
@@ -155,22 +158,41 @@ def ensure_topics(settings: Settings) -> list[str]:
     return created
 
 
-def committed_offsets(settings: Settings) -> dict[tuple[str, int], int]:
-    """The consumer group's committed offsets: (topic, partition) -> next offset to read.
+def faust_group(kafka: KafkaSettings) -> str:
+    """The consumer group of the Faust app (its id).
 
+    With ``ingest: stream`` Faust reads both topics in ``group_id``. With ``ingest: batch``
+    the events topic is read by a plain aiokafka consumer in ``group_id``; a group cannot
+    mix that consumer's assignor with Faust's own ("faust" protocol, rejected by Kafka as
+    inconsistent), so the Faust app (feedback only) gets a group of its own.
+    """
+    return kafka.group_id if kafka.ingest == "stream" else f"{kafka.group_id}.feedback"
+
+
+def committed_offsets(settings: Settings) -> dict[tuple[str, int], int]:
+    """The worker's committed offsets: (topic, partition) -> next offset to read.
+
+    Events from ``group_id``, feedback from `faust_group` (the same group in stream mode).
     Progress is measured against these and the producer's own record offsets, never
     against ``end_offsets`` (which some brokers, tansu among them, get wrong).
     """
     from kafka.admin import KafkaAdminClient
 
     kafka = settings.kafka
+    wanted = {kafka.group_id: kafka.events_topic, faust_group(kafka): kafka.feedback_topic}
+    if len(wanted) == 1:
+        wanted = {kafka.group_id: ""}  # one group holds both topics
+    result: dict[tuple[str, int], int] = {}
     with kafka_errors("reading committed offsets", servers(kafka)):
         admin = KafkaAdminClient(**client_options(kafka), request_timeout_ms=10_000)
         try:
-            groups = admin.list_group_offsets({kafka.group_id: None})
+            for group, topic in wanted.items():
+                offsets = admin.list_group_offsets({group: None}).get(group, {})
+                result.update(
+                    ((tp.topic, tp.partition), meta.offset)
+                    for tp, meta in offsets.items()
+                    if meta.offset >= 0 and topic in ("", tp.topic)
+                )
         finally:
             admin.close()
-    offsets = groups.get(kafka.group_id, {})
-    return {
-        (tp.topic, tp.partition): meta.offset for tp, meta in offsets.items() if meta.offset >= 0
-    }
+    return result

@@ -24,7 +24,7 @@ from typing import Any
 from monitor.assembly import build_pipeline
 from monitor.config import Settings
 from monitor.errors import BrokerError, VigilError
-from monitor.pipeline import DeadLetter, Pipeline, RawMessage
+from monitor.pipeline import DeadLetter, Pipeline, Prepared, RawMessage
 from monitor.store import open_store
 from monitor.store.base import Store
 from monitor.store.lock import OwnedStore, own_embedded_store
@@ -49,12 +49,20 @@ class PipelineHandlers:
     async def events(self, batch: Sequence[RawMessage]) -> list[DeadLetter]:
         return await self.pipeline.process(batch)
 
+    def prepare_events(self, batch: Sequence[RawMessage]) -> Prepared:
+        return self.pipeline.prepare(batch)
+
+    async def commit_events(self, prepared: Prepared) -> list[DeadLetter]:
+        await self.pipeline.commit(prepared)
+        return prepared.rejected
+
     async def feedback(self, batch: Sequence[RawMessage]) -> list[DeadLetter]:
         return await self.pipeline.process_feedback(batch)
 
     def fatal(self, exc: BaseException) -> None:
         log.error(
-            "batch not stored; stopping without committing it", extra={"error": _one_line(exc)}
+            "ingest failed; stopping without committing the batch in flight",
+            extra={"error": _one_line(exc)},
         )
         if self.error is None:
             self.error = exc
@@ -135,14 +143,19 @@ async def _wait(stop: asyncio.Event, app: Any) -> None:
 async def _run_app(settings: Settings, handlers: PipelineHandlers, stop: asyncio.Event) -> None:
     """Run the Faust app until ``stop``; on return its last offsets are committed."""
     with tempfile.TemporaryDirectory(prefix="vigil-faust-") as datadir:
-        app = build_app(settings, handlers, Path(datadir))
+        built = build_app(settings, handlers, Path(datadir))
+        app, ingest = built.app, built.ingest
         progress: asyncio.Task[None] | None = None
         try:
             await app.start()
+            if ingest is not None:
+                # A runtime dependency of the app: a crash in it stops the app.
+                await app.add_runtime_dependency(ingest)
             log.info(
                 "worker started",
                 extra={
                     "group": settings.kafka.group_id,
+                    "ingest": settings.kafka.ingest,
                     "topics": [settings.kafka.events_topic, settings.kafka.feedback_topic],
                     "scorers": sorted(handlers.pipeline.stages),
                 },
@@ -152,6 +165,10 @@ async def _run_app(settings: Settings, handlers: PipelineHandlers, stop: asyncio
         finally:
             if progress is not None:
                 progress.cancel()
+            if ingest is not None:
+                # First, while the DLQ producer still runs: the batch in flight settles
+                # and is committed, then the events consumer leaves its group.
+                await ingest.stop()
             await app.stop()
 
 
