@@ -1,15 +1,17 @@
-"""What the demo prints at the end: rows per table, decisions by scorer, alerts.
+"""What the demo prints: alerts as they fire, then rows per table, decisions and alerts.
 
-Read-only, and run after the worker has stopped (the embedded store allows one process
-per data directory). Kept apart from the Kafka wiring so it can move to ``monitor/``
-once `vigil alerts` owns the same queries.
+Read-only. While the worker runs it owns the embedded store, so `open_store` finds the
+daemon's HTTP endpoint through the lock file and reads through it; after the worker has
+stopped the same call opens the directory itself.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from monitor.alerts import format_alert, list_alerts
 from monitor.config import Settings
+from monitor.errors import StoreError
 from monitor.store import open_store
 from monitor.store.base import Store
 from monitor.store.schema import TABLES
@@ -22,14 +24,34 @@ def _tables(store: Store) -> set[str]:
     return {row["name"] for row in rows}
 
 
-def _alerts(store: Store, present: set[str]) -> list[dict[str, Any]] | None:
-    """ALERTS CALL SITE: rows of the alerts table, newest first; None while it does not exist.
+class AlertWatcher:
+    """Yields each alert transition (firing, resolved) once, as the worker stores it."""
 
-    monitor/alerts.py (another helper) owns that table; when it offers a reader, call it here.
-    """
-    if "alerts" not in present:
-        return None
-    return store.query(f"SELECT * FROM {store.database}.alerts FINAL ORDER BY 1 DESC LIMIT 50")
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._seen: set[tuple[str, str]] = set()
+
+    def new_lines(self) -> list[str]:
+        """Formatted alerts not shown yet; empty while the store cannot be read (starting)."""
+        try:
+            store = open_store(self.settings)
+        except StoreError:
+            return []
+        try:
+            if "alerts" not in _tables(store):
+                return []
+            alerts = list_alerts(store)
+        except StoreError:
+            return []
+        finally:
+            store.close()
+        lines = []
+        for alert in reversed(alerts):  # oldest first
+            key = (str(alert["alert_id"]), str(alert["state"]))
+            if key not in self._seen:
+                self._seen.add(key)
+                lines.append("ALERT " + format_alert(alert))
+        return lines
 
 
 def stored_report(settings: Settings) -> dict[str, Any]:
@@ -38,9 +60,7 @@ def stored_report(settings: Settings) -> dict[str, Any]:
     try:
         db = store.database
         present = _tables(store)
-        names = [t.name for t in TABLES if t.name in present] + sorted(
-            present - {t.name for t in TABLES}
-        )
+        names = [t.name for t in TABLES if t.name in present]
         tables = {
             name: int(store.query(f"SELECT count() AS n FROM {db}.{name} FINAL")[0]["n"])
             for name in names
@@ -52,6 +72,21 @@ def stored_report(settings: Settings) -> dict[str, Any]:
                 "GROUP BY scorer, decision ORDER BY scorer, decision"
             ):
                 decisions.setdefault(row["scorer"], {})[row["decision"]] = int(row["n"])
-        return {"tables": tables, "decisions": decisions, "alerts": _alerts(store, present)}
+        alerts = list_alerts(store) if "alerts" in present else []
+        return {"tables": tables, "decisions": decisions, "alerts": alerts}
     finally:
         store.close()
+
+
+def render_report(report: dict[str, Any]) -> str:
+    lines = ["", "stored (rows, FINAL):"]
+    lines += [f"  {table:<14} {n}" for table, n in report["tables"].items()]
+    lines.append("decisions by scorer:")
+    for scorer, counts in report["decisions"].items():
+        lines.append(f"  {scorer:<10} " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
+    if not report["decisions"]:
+        lines.append("  (no model scorers enabled)")
+    lines.append(f"alerts ({len(report['alerts'])}, latest state of each):")
+    lines += [f"  {format_alert(alert)}" for alert in report["alerts"]] or ["  none"]
+    lines.append(f"demo finished in {report['elapsed_s']} s")
+    return "\n".join(lines)

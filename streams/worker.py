@@ -188,7 +188,8 @@ async def serve(
     try:
         await pipeline.start()
         await _run_app(settings, handlers, stop)
-        await _drain(pipeline)
+        if handlers.error is None:
+            await _settle(pipeline)
     finally:
         await pipeline.stop()
         opened.close()
@@ -211,10 +212,16 @@ async def serve(
     return 0
 
 
-async def _drain(pipeline: Pipeline) -> None:
+async def _settle(pipeline: Pipeline) -> None:
+    # Clean shutdown ends input like the end of a replay: finish queued scorer jobs (for a
+    # while), then run the event-time jobs once at the watermark, so the last period's
+    # drift and alerts are evaluated here too.
     try:
-        await asyncio.wait_for(pipeline.drain(), _DRAIN_TIMEOUT_S)
-    except TimeoutError:
+        drained = await pipeline.settle(_DRAIN_TIMEOUT_S)
+    except VigilError as exc:
+        log.error("final event-time jobs failed at shutdown", extra={"error": _one_line(exc)})
+        return
+    if not drained:
         log.warning(
             "scorer queues not drained at shutdown; their decisions stay pending",
             extra={"timeout_s": _DRAIN_TIMEOUT_S},

@@ -37,7 +37,7 @@ def _config(tmp_path: Path) -> Path:
 def test_demo_runs_on_a_fresh_machine(tmp_path: Path) -> None:
     data = tmp_path / "data"
     result = subprocess.run(
-        [sys.executable, "-m", "monitor.cli", "--data-dir", str(data), "demo", "--events", "800"],
+        [sys.executable, "-m", "monitor.cli", "--data-dir", str(data), "demo", "--events", "4000"],
         env=_env(_config(tmp_path)),
         capture_output=True,
         text=True,
@@ -45,9 +45,14 @@ def test_demo_runs_on_a_fresh_machine(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "stored and committed 820/820 messages" in result.stdout  # 800 events + 20 feedback
-    assert "  events         800" in result.stdout
-    assert "alerts:" in result.stdout
+    assert "stored and committed 4100/4100 messages" in result.stdout  # 4000 events + 100 feedback
+    assert "  events         4000" in result.stdout
+    assert "alerts (" in result.stdout
+    # The regression injected into the second half reaches users' feedback: it is alerted
+    # on, as it happens (an ALERT line before the final report), in the right segment.
+    live, _, final = result.stdout.partition("stored (rows, FINAL):")
+    assert "ALERT [FIRING critical] helpfulness_drop [model_version=ckpt-2026-11-20]" in live
+    assert "helpfulness_drop [model_version=ckpt-2026-11-20]" in final
     assert "Traceback" not in result.stderr
 
 
