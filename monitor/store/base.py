@@ -19,6 +19,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
+from monitor.errors import StoreError
+
 Row = Mapping[str, Any]
 
 #: Insert settings both backends use: accept RFC 3339 timestamps with offsets.
@@ -121,3 +123,14 @@ def json_compact_each_row(rows: Sequence[Row]) -> tuple[list[str], bytes]:
     if list(rows[-1]) != columns:
         raise ValueError("rows do not share one column order")
     return columns, b"".join(parts)
+
+
+def insert_payload(table: str, rows: Sequence[Row]) -> tuple[list[str], bytes]:
+    """What both backends send for an insert: column names and JSONCompactEachRow bytes.
+
+    Raises `StoreError` when the rows do not share one column order.
+    """
+    try:
+        return json_compact_each_row(rows)
+    except ValueError as exc:
+        raise StoreError(f"insert into {table}: {exc}") from exc

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from monitor.errors import StoreError
-from monitor.store.base import INSERT_SETTINGS, Row, json_compact_each_row, render
+from monitor.store.base import INSERT_SETTINGS, Row, insert_payload, render
 from monitor.store.schema import create_statements
 
 _SETTINGS_CLAUSE = " SETTINGS " + ", ".join(f"{k}='{v}'" for k, v in INSERT_SETTINGS.items())
@@ -49,10 +49,7 @@ class EmbeddedStore:
     def insert(self, table: str, rows: Sequence[Row]) -> None:
         if not rows:
             return
-        try:
-            columns, body = json_compact_each_row(rows)
-        except ValueError as exc:
-            raise StoreError(f"insert into {table}: {exc}") from exc
+        columns, body = insert_payload(table, rows)
         self.raw(
             f"INSERT INTO {self.database}.{table} ({', '.join(columns)}){_SETTINGS_CLAUSE}"
             f" FORMAT JSONCompactEachRow\n{body.decode()}"

@@ -21,6 +21,17 @@ def _iso(ts: datetime) -> str:
     return ts.astimezone(UTC).isoformat() if ts.utcoffset() else ts.isoformat()
 
 
+def _segment(event: Event) -> Row:
+    """The columns every per-event table starts with: the key and the segment to split by."""
+    return {
+        "event_id": event.event_id,
+        "ts": _iso(event.ts),
+        "route": event.route,
+        "model": event.model,
+        "model_version": event.model_version,
+    }
+
+
 def event_row(event: Event, now: str) -> Row:
     request = event.request
     response = event.response
@@ -50,11 +61,7 @@ def event_row(event: Event, now: str) -> Row:
 def check_row(event: Event, result: CheckResult) -> Row:
     response = event.response
     return {
-        "event_id": event.event_id,
-        "ts": _iso(event.ts),
-        "route": event.route,
-        "model": event.model,
-        "model_version": event.model_version,
+        **_segment(event),
         "checks_version": CHECKS_VERSION,
         "latency_ms": response.latency_ms,
         "prompt_tokens": response.prompt_tokens,
@@ -76,11 +83,7 @@ def check_row(event: Event, result: CheckResult) -> Row:
 
 def decision_row(event: Event, decision: Decision, now: str) -> Row:
     return {
-        "event_id": event.event_id,
-        "ts": _iso(event.ts),
-        "route": event.route,
-        "model": event.model,
-        "model_version": event.model_version,
+        **_segment(event),
         "scorer": decision.scorer,
         "decision": decision.decision,
         "reason": decision.reason,
@@ -93,11 +96,7 @@ def score_row(
     event: Event, scorer: str, version: str, name: str, value: float, label: str, now: str
 ) -> Row:
     return {
-        "event_id": event.event_id,
-        "ts": _iso(event.ts),
-        "route": event.route,
-        "model": event.model,
-        "model_version": event.model_version,
+        **_segment(event),
         "scorer": scorer,
         "scorer_version": version,
         "name": name,
@@ -147,11 +146,7 @@ def incident_row(
     event: Event, risk_type: str, category: str, score: float, source: str, now: str
 ) -> Row:
     return {
-        "event_id": event.event_id,
-        "ts": _iso(event.ts),
-        "route": event.route,
-        "model": event.model,
-        "model_version": event.model_version,
+        **_segment(event),
         "risk_type": risk_type,
         "category": category,
         "score": score,
@@ -162,11 +157,7 @@ def incident_row(
 
 def embedding_row(event: Event, kind: str, embedder: str, vector: Any, now: str) -> Row:
     return {
-        "event_id": event.event_id,
-        "ts": _iso(event.ts),
-        "route": event.route,
-        "model": event.model,
-        "model_version": event.model_version,
+        **_segment(event),
         "kind": kind,
         "embedder": embedder,
         "vector": vector,

@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlsplit
 import orjson
 
 from monitor.errors import StoreError
-from monitor.store.base import INSERT_SETTINGS, Row, json_compact_each_row, render
+from monitor.store.base import INSERT_SETTINGS, Row, insert_payload, render
 from monitor.store.schema import create_statements
 
 log = logging.getLogger("vigil.store.server")
@@ -84,10 +84,7 @@ class ServerStore:
     def insert(self, table: str, rows: Sequence[Row]) -> None:
         if not rows:
             return
-        try:
-            columns, body = json_compact_each_row(rows)
-        except ValueError as exc:
-            raise StoreError(f"insert into {table}: {exc}") from exc
+        columns, body = insert_payload(table, rows)
         compression = None
         if self._compress:
             import lz4.frame  # shipped with clickhouse-connect's lz4 extra
