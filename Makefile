@@ -15,4 +15,4 @@ test: bootstrap
 
 lint: bootstrap
 	.venv/bin/ruff check monitor streams dashboards bench tests
-	.venv/bin/mypy monitor streams
+	.venv/bin/mypy monitor streams bench tests

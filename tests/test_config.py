@@ -72,7 +72,7 @@ def test_unreadable_and_malformed_yaml(tmp_path: Path) -> None:
 
 
 def test_secrets_are_masked() -> None:
-    settings = Settings(store={"password": "hunter2"}, judge={"api_key": "sk-secret"})  # type: ignore[arg-type]
+    settings = Settings(store={"password": "hunter2"}, judge={"api_key": "sk-secret"})
     dumped = orjson.dumps(masked_dump(settings)).decode()
     assert "hunter2" not in dumped and "sk-secret" not in dumped
     assert masked_dump(settings)["store"]["password"] == "********"

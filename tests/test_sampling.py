@@ -34,7 +34,7 @@ def _event(
 
 
 def _no_budget(**kw: object) -> SamplingSettings:
-    return SamplingSettings(budget_per_minute={}, **kw)  # type: ignore[arg-type]
+    return SamplingSettings(budget_per_minute={}, **kw)
 
 
 def test_same_event_same_decision_across_samplers() -> None:
