@@ -121,11 +121,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             chat_format=args.chat_format,
         )
     if command == "drift":
-        from monitor.drift import run_drift_command
+        from monitor.drift_reports import run_drift_command
 
         return run_drift_command(settings, args.json, args.since, args.model_version, args.limit)
     if command == "baseline":
-        from monitor.drift import run_baseline_command
+        from monitor.drift_reports import run_baseline_command
 
         return run_baseline_command(
             settings,

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
@@ -42,6 +41,7 @@ import numpy as np
 import orjson
 
 from monitor.config import DriftSettings, Settings
+from monitor.drift_baseline import Baseline, iso_ms, read_baselines
 from monitor.drift_stats import (
     Comparison,
     ReferenceModel,
@@ -53,31 +53,14 @@ from monitor.drift_stats import (
     normalize_rows,
     seed_from,
 )
-from monitor.errors import ConfigError, StoreError
+from monitor.errors import StoreError
 from monitor.store.base import Store
 
 log = logging.getLogger("vigil.drift")
 
-BASELINE_KEY = "drift.baseline"
 #: Judge score names that are not a rubric dimension on a comparable scale.
 _NOT_DIMENSIONS = frozenset({"pairwise"})
 _EXAMPLE_CHARS = 200
-
-
-def _iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat(timespec="milliseconds")
-
-
-def _parse_ts(value: Any) -> datetime:
-    """A timestamp from the store (``'2026-11-22 08:00:00.000'``) or ISO text, as UTC."""
-    if isinstance(value, datetime):
-        ts = value
-    else:
-        text = str(value).strip().replace(" ", "T")
-        if text.endswith("Z"):
-            text = text[:-1] + "+00:00"
-        ts = datetime.fromisoformat(text)
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def params_from(settings: DriftSettings) -> StatParams:
@@ -92,155 +75,6 @@ def params_from(settings: DriftSettings) -> StatParams:
         min_psi=settings.min_psi,
         min_new_topic=settings.min_new_topic,
     )
-
-
-# -- baselines (table `state`) -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Baseline:
-    """A pinned reference span of prompt embeddings (one version, or all when '')."""
-
-    start: datetime
-    end: datetime
-    model_version: str
-    embedder: str
-    n: int
-    pinned_at: str
-
-    @property
-    def key(self) -> str:
-        return baseline_key(self.model_version)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "start": _iso(self.start),
-            "end": _iso(self.end),
-            "model_version": self.model_version,
-            "embedder": self.embedder,
-            "n": self.n,
-            "pinned_at": self.pinned_at,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Baseline:
-        return cls(
-            start=_parse_ts(data["start"]),
-            end=_parse_ts(data["end"]),
-            model_version=str(data.get("model_version", "")),
-            embedder=str(data.get("embedder", "")),
-            n=int(data.get("n", 0)),
-            pinned_at=str(data.get("pinned_at", "")),
-        )
-
-
-def baseline_key(model_version: str) -> str:
-    return f"{BASELINE_KEY}:{model_version}" if model_version else BASELINE_KEY
-
-
-def read_baselines(store: Store) -> dict[str, Baseline]:
-    """Pinned baselines by model_version ('' = all versions). Unpinned keys hold ''."""
-    rows = store.query(
-        f"SELECT key, value FROM {store.database}.state FINAL "
-        "WHERE key = {k:String} OR startsWith(key, {prefix:String})",
-        {"k": BASELINE_KEY, "prefix": BASELINE_KEY + ":"},
-    )
-    out: dict[str, Baseline] = {}
-    for row in rows:
-        if not row["value"]:
-            continue
-        try:
-            baseline = Baseline.from_dict(orjson.loads(row["value"]))
-        except (orjson.JSONDecodeError, KeyError, ValueError) as exc:
-            log.warning(
-                "ignoring unreadable drift baseline", extra={"key": row["key"], "error": str(exc)}
-            )
-            continue
-        out[baseline.model_version] = baseline
-    return out
-
-
-def _write_state(store: Store, key: str, value: str) -> None:
-    store.insert(
-        "state",
-        [
-            {
-                "key": key,
-                "value": value,
-                "updated_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            }
-        ],
-    )
-
-
-def pin_baseline(
-    settings: DriftSettings,
-    store: Store,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    model_version: str = "",
-) -> Baseline:
-    """Pin ``[start, end)`` of prompt embeddings as the drift reference.
-
-    ``end`` defaults to just after the latest prompt embedding (of ``model_version`` when
-    given), ``start`` to ``reference_minutes`` before ``end``. Raises `ConfigError` when
-    the span holds fewer than ``min_window_events`` embeddings.
-    """
-    table = f"{store.database}.embeddings"
-    if end is None:
-        rows = store.query(
-            f"SELECT count() AS n, max(ts) AS last FROM {table} "
-            "WHERE kind = 'prompt' AND ({v:String} = '' OR model_version = {v:String})",
-            {"v": model_version},
-        )
-        if not rows or int(rows[0]["n"]) == 0:
-            raise ConfigError("no prompt embeddings stored yet: nothing to pin as a drift baseline")
-        end = _parse_ts(rows[0]["last"]) + timedelta(milliseconds=1)
-    if start is None:
-        start = end - timedelta(minutes=settings.reference_minutes)
-    if start >= end:
-        raise ConfigError(
-            f"baseline span is empty: --from {_iso(start)} is not before --to {_iso(end)}"
-        )
-    span = {"start": start, "end": end, "v": model_version}
-    counts = store.query(
-        f"SELECT embedder, count() AS n FROM {table} FINAL WHERE kind = 'prompt' "
-        "AND ts >= {start:DateTime64(3)} AND ts < {end:DateTime64(3)} "
-        "AND ({v:String} = '' OR model_version = {v:String}) "
-        "GROUP BY embedder ORDER BY n DESC, embedder LIMIT 1",
-        span,
-    )
-    n = int(counts[0]["n"]) if counts else 0
-    if n < settings.min_window_events:
-        raise ConfigError(
-            f"baseline {_iso(start)}..{_iso(end)} holds {n} prompt embeddings"
-            f" (drift.min_window_events is {settings.min_window_events})"
-        )
-    baseline = Baseline(
-        start,
-        end,
-        model_version,
-        str(counts[0]["embedder"]),
-        n,
-        datetime.now(UTC).isoformat(timespec="seconds"),
-    )
-    _write_state(store, baseline.key, orjson.dumps(baseline.as_dict()).decode())
-    log.info(
-        "drift baseline pinned",
-        extra={"model_version": model_version, "n": n, "start": _iso(start), "end": _iso(end)},
-    )
-    return baseline
-
-
-def unpin_baseline(store: Store, model_version: str = "") -> bool:
-    """Remove a pin (the drift job falls back to the rolling reference); False if none."""
-    if model_version not in read_baselines(store):
-        return False
-    _write_state(store, baseline_key(model_version), "")
-    return True
-
-
-# -- the job ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -281,7 +115,7 @@ class DriftJob:
             await asyncio.to_thread(self.run, as_of)
         except StoreError as exc:
             # A failed drift evaluation must not stop ingestion; the next firing retries.
-            log.warning("drift job failed", extra={"as_of": _iso(as_of), "error": str(exc)[:300]})
+            log.warning("drift job failed", extra={"as_of": iso_ms(as_of), "error": str(exc)[:300]})
 
     def run(self, as_of: datetime) -> list[dict[str, Any]]:
         """Evaluate every scope at ``as_of``, store the reports and return them (rows)."""
@@ -296,7 +130,7 @@ class DriftJob:
         if embedder is None:
             return []
         cur_ids, cur_versions, cur_vectors = self._load(
-            window_start, as_of, "", embedder, s.max_window, salt=_iso(as_of)
+            window_start, as_of, "", embedder, s.max_window, salt=iso_ms(as_of)
         )
         baselines = read_baselines(self.store)
         counts: dict[str, int] = defaultdict(int)
@@ -332,7 +166,7 @@ class DriftJob:
         log.info(
             "drift job ran",
             extra={
-                "as_of": _iso(as_of),
+                "as_of": iso_ms(as_of),
                 "reports": len(reports),
                 "drifted": [r["model_version"] for r in reports if r["drifted"]],
                 "elapsed_ms": round((time.perf_counter() - started) * 1000, 1),
@@ -396,8 +230,8 @@ class DriftJob:
         ref_id = "{:016x}".format(
             seed_from(
                 ref.kind,
-                _iso(ref.start),
-                _iso(ref.end),
+                iso_ms(ref.start),
+                iso_ms(ref.end),
                 ref.version_filter,
                 ref.embedder,
                 n,
@@ -439,12 +273,12 @@ class DriftJob:
         if got is None:
             log.info(
                 "drift reference too small",
-                extra={"model_version": scope, "reference": ref.kind, "as_of": _iso(as_of)},
+                extra={"model_version": scope, "reference": ref.kind, "as_of": iso_ms(as_of)},
             )
             return None
         ref_id, fitted = got
         result = compare(
-            fitted.model, cur_vectors, self.params, seed_from(ref_id, _iso(as_of), scope)
+            fitted.model, cur_vectors, self.params, seed_from(ref_id, iso_ms(as_of), scope)
         )
         clusters = self._describe(
             ref, window_start, as_of, scope, fitted, cur_ids, cur_vectors, result
@@ -453,12 +287,12 @@ class DriftJob:
         n_ref = len(fitted.event_ids)
         ratio = shares.cur_share / np.maximum(shares.ref_share, 1.0 / max(n_ref, 1))
         return {
-            "ts": _iso(as_of),
+            "ts": iso_ms(as_of),
             "model_version": scope,
-            "window_start": _iso(window_start),
+            "window_start": iso_ms(window_start),
             "reference_kind": ref.kind,
-            "reference_start": _iso(ref.start),
-            "reference_end": _iso(ref.end),
+            "reference_start": iso_ms(ref.start),
+            "reference_end": iso_ms(ref.end),
             "reference_id": ref_id,
             "embedder": ref.embedder,
             "n_reference": n_ref,
@@ -618,165 +452,3 @@ def build_drift_timer(
     if not settings.drift.enabled:
         return None
     return settings.drift.every_minutes * 60.0, DriftJob(settings.drift, store)
-
-
-# -- reading reports (CLI, alerts, report) --------------------------------------------------
-
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd])$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def list_reports(
-    store: Store,
-    since: datetime | None = None,
-    model_version: str | None = None,
-    limit: int = 100,
-) -> list[dict[str, Any]]:
-    """Drift reports, newest first; ``top_clusters`` decoded. ``model_version`` '' = pooled."""
-    rows = store.query(
-        f"SELECT * FROM {store.database}.drift_reports FINAL "
-        "WHERE ts >= {since:DateTime64(3)} AND ({any:UInt8} = 1 OR model_version = {v:String}) "
-        "ORDER BY ts DESC, model_version LIMIT {limit:UInt32}",
-        {
-            "since": since or datetime(1970, 1, 1, tzinfo=UTC),
-            "any": 1 if model_version is None else 0,
-            "v": model_version or "",
-            "limit": limit,
-        },
-    )
-    for row in rows:
-        row["top_clusters"] = orjson.loads(row["top_clusters"]) if row.get("top_clusters") else []
-    return rows
-
-
-def _resolve_since(store: Store, since: str | None) -> datetime | None:
-    """ISO time, or a duration (30m, 2h, 1d) back from the newest report's event time."""
-    if not since:
-        return None
-    match = _DURATION.match(since.strip())
-    if match is None:
-        try:
-            return _parse_ts(since)
-        except ValueError as exc:
-            raise ConfigError(
-                f"--since {since!r}: not an ISO time or a duration like 30m, 2h, 1d"
-            ) from exc
-    rows = store.query(f"SELECT max(ts) AS last, count() AS n FROM {store.database}.drift_reports")
-    if not rows or int(rows[0]["n"]) == 0:
-        return None
-    return _parse_ts(rows[0]["last"]) - timedelta(
-        seconds=float(match.group(1)) * _UNIT_S[match.group(2)]
-    )
-
-
-def _fmt_p(p: float) -> str:
-    return f"{p:.1e}" if p < 0.001 else f"{p:.3f}"
-
-
-def render_reports(rows: list[dict[str, Any]]) -> str:
-    """Human-readable listing for `vigil drift`."""
-    if not rows:
-        return "no drift reports"
-    lines = []
-    for r in rows:
-        scope = r["model_version"] or "all"
-        flag = "DRIFT " + ",".join(r["reasons"]) if r["drifted"] else "ok"
-        lines.append(
-            f"{str(r['ts'])[:19]}  {scope:<20} {flag:<28} mmd p={_fmt_p(r['mmd_p_value'])} "
-            f"psi={r['psi']:.3f} new_topic={r['new_topic_rate']:.1%} "
-            f"(base {r['new_topic_base_rate']:.1%}) cos={r['centroid_cosine']:.4f} "
-            f"n={r['n_reference']}/{r['n_window']} ({r['reference_kind']})"
-        )
-        if r["drifted"]:
-            for c in r["top_clusters"]:
-                judge = ", ".join(
-                    f"{name} {v['delta']:+.2f} (n={v['n_reference']}/{v['n_window']})"
-                    for name, v in c["judge"].items()
-                    if v.get("delta") is not None
-                )
-                example = c["examples"][0] if c["examples"] else ""
-                lines.append(
-                    f"    {c['label']:<12} share {c['ref_share']:.1%} -> {c['cur_share']:.1%}"
-                    f" (x{c['ratio']:.1f})"
-                    + (f"  judge: {judge}" if judge else "")
-                    + (f"  e.g. {example[:80]!r}" if example else "")
-                )
-    return "\n".join(lines)
-
-
-def run_drift_command(
-    settings: Settings,
-    as_json: bool = False,
-    since: str | None = None,
-    model_version: str | None = None,
-    limit: int = 100,
-) -> int:
-    """`vigil drift`: list drift reports (newest first)."""
-    from monitor.store import open_store
-
-    store = open_store(settings)
-    try:
-        store.migrate()
-        rows = list_reports(store, _resolve_since(store, since), model_version, limit)
-    finally:
-        store.close()
-    if as_json:
-        print(orjson.dumps(rows).decode())
-    else:
-        print(render_reports(rows))
-    return 0
-
-
-def run_baseline_command(
-    settings: Settings,
-    action: str,
-    start: str | None = None,
-    end: str | None = None,
-    model_version: str = "",
-    as_json: bool = False,
-) -> int:
-    """`vigil baseline pin|show|unpin`."""
-    from monitor.store import open_store
-
-    store = open_store(settings)
-    try:
-        store.migrate()
-        if action == "pin":
-            baseline = pin_baseline(
-                settings.drift,
-                store,
-                _parse_cli_ts(start, "--from"),
-                _parse_cli_ts(end, "--to"),
-                model_version,
-            )
-            data: Any = baseline.as_dict()
-            text = (
-                f"pinned drift baseline {data['start']} .. {data['end']} "
-                f"({data['n']} prompt embeddings, {data['model_version'] or 'all versions'})"
-            )
-        elif action == "unpin":
-            removed = unpin_baseline(store, model_version)
-            data = {"unpinned": removed, "model_version": model_version}
-            text = "baseline removed" if removed else "no baseline pinned"
-        else:
-            data = [b.as_dict() for _, b in sorted(read_baselines(store).items())]
-            text = (
-                "\n".join(
-                    f"{b['model_version'] or 'all':<20} {b['start']} .. {b['end']}  n={b['n']}"
-                    for b in data
-                )
-                or "no baseline pinned (the drift job uses a rolling reference)"
-            )
-    finally:
-        store.close()
-    print(orjson.dumps(data).decode() if as_json else text)
-    return 0
-
-
-def _parse_cli_ts(value: str | None, flag: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return _parse_ts(value)
-    except ValueError as exc:
-        raise ConfigError(f"{flag} {value!r}: not an ISO 8601 time") from exc

@@ -18,14 +18,9 @@ import orjson
 import pytest
 
 from monitor.config import Settings, load_settings
-from monitor.drift import (
-    DriftJob,
-    list_reports,
-    pin_baseline,
-    read_baselines,
-    render_reports,
-    unpin_baseline,
-)
+from monitor.drift import DriftJob
+from monitor.drift_baseline import pin_baseline, read_baselines, unpin_baseline
+from monitor.drift_reports import list_reports, render_reports
 from monitor.drift_stats import normalize_rows
 from monitor.errors import ConfigError
 from monitor.store.embedded import EmbeddedStore
