@@ -99,6 +99,21 @@ def probe(
             admin.close()
 
 
+def retry_delay(exc: BrokerError, where: str, attempt: int, attempts: int) -> float:
+    """After failed try ``attempt`` of ``attempts``: the backoff to wait (logged as one
+    warning), or, on the last try, one `BrokerError` line saying Kafka is unreachable."""
+    if attempt == attempts:
+        raise BrokerError(
+            f"cannot reach Kafka at {where} after {attempts} attempts ({exc})"
+        ) from exc
+    delay = min(10.0, 0.5 * 2.0 ** (attempt - 1))
+    log.warning(
+        "Kafka unreachable, retrying",
+        extra={"bootstrap_servers": where, "attempt": attempt, "of": attempts, "delay_s": delay},
+    )
+    return delay
+
+
 def wait_for_broker(kafka: KafkaSettings, timeout_s: float = 5.0) -> None:
     """Probe the broker, retrying ``kafka.connect_retries`` times with exponential backoff.
 
@@ -113,21 +128,7 @@ def wait_for_broker(kafka: KafkaSettings, timeout_s: float = 5.0) -> None:
             probe(where, timeout_s, options)
             return
         except BrokerError as exc:
-            if attempt == attempts:
-                raise BrokerError(
-                    f"cannot reach Kafka at {where} after {attempts} attempts ({exc})"
-                ) from exc
-            delay = min(10.0, 0.5 * 2 ** (attempt - 1))
-            log.warning(
-                "Kafka unreachable, retrying",
-                extra={
-                    "bootstrap_servers": where,
-                    "attempt": attempt,
-                    "of": attempts,
-                    "delay_s": delay,
-                },
-            )
-            time.sleep(delay)
+            time.sleep(retry_delay(exc, where, attempt, attempts))
 
 
 def ensure_topics(settings: Settings) -> list[str]:

@@ -47,7 +47,7 @@ from mode import Service
 from monitor.config import KafkaSettings
 from monitor.errors import BrokerError
 from monitor.pipeline import Prepared, RawMessage
-from streams.admin import kafka_errors, servers
+from streams.admin import kafka_errors, retry_delay, servers
 from streams.dlq import send_dead_letters
 
 if TYPE_CHECKING:
@@ -194,15 +194,7 @@ class BatchIngest(Service):
             except BrokerError as exc:
                 with contextlib.suppress(Exception):
                     await consumer.stop()
-                if attempt == attempts:
-                    raise BrokerError(
-                        f"cannot reach Kafka at {self._where} after {attempts} attempts ({exc})"
-                    ) from exc
-                delay = min(10.0, 0.5 * 2 ** (attempt - 1))
-                log.warning(
-                    "Kafka unreachable, retrying",
-                    extra={"bootstrap_servers": self._where, "attempt": attempt, "delay_s": delay},
-                )
+                delay = retry_delay(exc, self._where, attempt, attempts)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), delay)
                 if self._stopping.is_set():
