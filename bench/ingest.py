@@ -37,9 +37,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psutil
-import yaml
 
-from monitor.config import Settings, load_settings
+from monitor.config import Settings, load_settings, write_settings_file
 from monitor.replay import replay_file
 from monitor.traffic import TrafficSpec, generate_lines
 from streams.admin import committed_offsets, ensure_topics
@@ -124,20 +123,7 @@ def _wait_committed(
 def _start_worker(
     settings: Settings, workdir: Path, profile: Path | None
 ) -> subprocess.Popen[bytes]:
-    config = workdir / "worker.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            settings.model_dump(
-                mode="json",
-                exclude={
-                    "kafka": {"sasl_password"},
-                    "store": {"password"},
-                    "judge": {"api_key"},
-                    "alerts": {"slack_webhook_url"},
-                },
-            )
-        )
-    )
+    config = write_settings_file(settings, workdir / "worker.yaml")
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
     env["VIGIL_CONFIG"] = str(config)
     prefix = [sys.executable] + (["-m", "cProfile", "-o", str(profile)] if profile else [])

@@ -514,3 +514,25 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+def _unwrapped(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _unwrapped(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_unwrapped(v) for v in value]
+    return value
+
+
+def write_settings_file(settings: Settings, path: Path) -> Path:
+    """Write ``settings`` as a YAML file that `load_settings` reads back to the same values,
+    secrets included (for a worker subprocess), readable by this user only."""
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(yaml.safe_dump(_unwrapped(settings.model_dump()), sort_keys=False))
+    return path
+

@@ -26,10 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import yaml
-from pydantic import SecretStr
 
-from monitor.config import Settings
+from monitor.config import Settings, write_settings_file
 from monitor.errors import BrokerError, VigilError
 from monitor.traffic import TrafficSpec, demo_incidents, generate_events, generate_lines
 from streams.admin import committed_offsets
@@ -79,27 +77,6 @@ def run_up(settings: Settings) -> int:
 
 
 # -- demo ----------------------------------------------------------------------------------
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, SecretStr):
-        return value.get_secret_value()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _settings_file(settings: Settings, directory: Path) -> Path:
-    # The worker subprocess gets the demo's effective settings exactly, secrets included,
-    # in a file only this user can read, removed with the directory after the demo.
-    path = directory / "settings.yaml"
-    path.touch(mode=0o600)
-    path.write_text(yaml.safe_dump(_plain(settings.model_dump()), sort_keys=False))
-    return path
 
 
 def _start_worker(settings_file: Path, log_path: Path) -> subprocess.Popen[bytes]:
@@ -201,7 +178,9 @@ def run_demo(settings: Settings, events: int, as_json: bool) -> int:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         _say(as_json, f"Kafka at {live.kafka.bootstrap_servers}; worker log {log_path}")
         _say(as_json, _schedule(spec))
-        worker = _start_worker(_settings_file(live, Path(tmp)), log_path)
+        # The worker gets the demo's effective settings exactly; the file goes with tmp.
+        settings_file = write_settings_file(live, Path(tmp) / "settings.yaml")
+        worker = _start_worker(settings_file, log_path)
         alerts = AlertWatcher(live)
         try:
             sent = produce_lines(live, generate_lines(spec))

@@ -95,19 +95,20 @@ class _OpenStore:
             self.store.close()
 
 
+def _counts(pipeline: Pipeline) -> dict[str, int]:
+    summary = pipeline.summary
+    return {
+        "read": summary.read,
+        "stored": summary.stored,
+        "rejected": sum(summary.rejected.values()),
+        "feedback_stored": summary.feedback_stored,
+    }
+
+
 async def _progress(pipeline: Pipeline) -> None:
     while True:
         await asyncio.sleep(_PROGRESS_EVERY_S)
-        summary = pipeline.summary
-        log.info(
-            "worker progress",
-            extra={
-                "read": summary.read,
-                "stored": summary.stored,
-                "rejected": sum(summary.rejected.values()),
-                "feedback_stored": summary.feedback_stored,
-            },
-        )
+        log.info("worker progress", extra=_counts(pipeline))
 
 
 def _install_signals(stop: asyncio.Event) -> Callable[[], None]:
@@ -194,15 +195,7 @@ async def serve(
         await pipeline.stop()
         opened.close()
         remove_signals()
-    summary = pipeline.summary
-    log.info(
-        "worker stopped",
-        extra={
-            "read": summary.read,
-            "stored": summary.stored,
-            "rejected": sum(summary.rejected.values()),
-        },
-    )
+    log.info("worker stopped", extra=_counts(pipeline))
     if handlers.error is not None:
         if isinstance(handlers.error, VigilError):
             raise handlers.error

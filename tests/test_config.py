@@ -116,3 +116,16 @@ def test_cli_config_show_masks_and_bad_setting_is_one_line(tmp_path: Path) -> No
     assert bad.returncode == 2
     assert bad.stderr.count("\n") == 1 and "kafka.batch_max" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_settings_file_round_trips_secrets_for_a_worker(tmp_path: Path) -> None:
+    from monitor.config import write_settings_file
+
+    settings = load_settings(
+        overrides={"store": {"password": "hunter2"}, "judge": {"cascade": {"api_key": "sk-2"}}}
+    )
+    path = write_settings_file(settings, tmp_path / "worker.yaml")
+    assert path.stat().st_mode & 0o077 == 0
+    again = load_settings(path)
+    assert again == settings
+    assert again.judge.cascade.api_key.get_secret_value() == "sk-2"
