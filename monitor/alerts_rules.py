@@ -23,9 +23,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from monitor.config import read_yaml
 from monitor.errors import ConfigError
 
 RULES_DIR = Path(__file__).resolve().parent / "rules"
@@ -183,10 +183,4 @@ def parse_rules(data: Any, source: str = "rules") -> list[Rule]:
 def load_rules(path: Path | None = None) -> list[Rule]:
     """Rules from ``path``, or the built-in defaults when None."""
     path = path or DEFAULT_RULES
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"alert rules {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"alert rules {path}: not valid YAML ({exc})") from exc
-    return parse_rules(data, f"alert rules {path}")
+    return parse_rules(read_yaml(path, "alert rules"), f"alert rules {path}")

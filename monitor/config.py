@@ -426,13 +426,18 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path, what: str) -> Any:
+    """The YAML document in ``path``; `ConfigError` naming ``what`` and the file otherwise."""
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except OSError as exc:
-        raise ConfigError(f"config file {path}: {exc.strerror}") from exc
+        raise ConfigError(f"{what} {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path}: not valid YAML ({exc})") from exc
+        raise ConfigError(f"{what} {path}: not valid YAML ({exc})") from exc
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    data = read_yaml(path, "config file")
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -11,9 +11,9 @@ import re
 from pathlib import Path
 from typing import Annotated
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from monitor.config import read_yaml
 from monitor.errors import ConfigError
 
 RUBRICS_DIR = Path(__file__).resolve().parent.parent / "rubrics"
@@ -96,12 +96,7 @@ def load_rubric(name_or_path: str) -> Rubric:
                 f"judge.rubric: no built-in rubric {name_or_path!r} "
                 f"(built-in: {', '.join(builtin_rubrics())}; or give a YAML path)"
             )
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"judge.rubric: cannot read {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"judge.rubric: {path} is not valid YAML ({exc})") from exc
+    data = read_yaml(path, "judge.rubric")
     try:
         return Rubric.model_validate(data)
     except ValidationError as exc:
