@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -179,3 +180,79 @@ def test_feedback_messages() -> None:
     with pytest.raises(EventError) as info:
         parse_feedback(b'{"event_id": "e-1", "ts": "2026-11-22T09:00:00Z", "rating": 5}')
     assert info.value.reason == "invalid_field"
+
+
+# -- the fast decoder agrees with the pydantic contract -------------------------------
+
+_loose_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.sampled_from([0, -1, 1, 2**32 - 1, 2**32, 2**63, 1.0, 5.5, -0.0, 1e300])
+    | st.floats(allow_nan=False)
+    | st.sampled_from(["", "812", "1.5", "x", "2026-11-22T08:00:00Z", "true"])
+)
+_timestamps = st.sampled_from(
+    [
+        "2026-11-22T08:00:00Z",
+        "2026-11-22T08:00:00.123456Z",
+        "2026-11-22T08:00:00.1234567891Z",
+        "2026-11-22 08:00:00Z",
+        "2026-11-22t08:00:00z",
+        "2026-11-22T08:00:00+05:30",
+        "2026-11-22T08:00:00-00:00",
+        "2026-11-22T08:00Z",
+        "2026-11-22T08:00:00",
+        "2026-11-22",
+        "2026-02-30T08:00:00Z",
+        "2026-11-22T24:00:00Z",
+        "2026-11-22T08:00:60Z",
+    ]
+) | st.integers(0, 2**34) | st.text(max_size=30)
+
+
+@st.composite
+def _event_like(draw: st.DrawFn) -> dict[str, Any]:
+    data = _valid()
+    data["ts"] = draw(_timestamps)
+    response = data["response"]
+    for key in ("latency_ms", "prompt_tokens", "completion_tokens", "finish_reason"):
+        if draw(st.booleans()):
+            response[key] = draw(_loose_scalars)
+    if draw(st.booleans()):
+        data["feedback"] = {"rating": draw(_loose_scalars)}
+    if draw(st.booleans()):
+        data["metadata"] = draw(st.dictionaries(st.text(max_size=5), _loose_scalars, max_size=3))
+    if draw(st.booleans()):
+        data[draw(st.sampled_from(["tenant", "user", "x"]))] = draw(json_values)
+    if draw(st.booleans()):
+        data[draw(st.sampled_from(["event_id", "model", "app", "route"]))] = draw(
+            _loose_scalars | st.text(max_size=300)
+        )
+    if draw(st.booleans()):
+        data["request"]["messages"][0]["role"] = draw(_loose_scalars)
+    return data
+
+
+@settings(max_examples=600, deadline=None)
+@given(_event_like())
+def test_fast_decoder_accepts_only_what_the_contract_accepts_with_equal_values(
+    data: dict[str, Any],
+) -> None:
+    from monitor.events import _authoritative
+
+    raw = orjson.dumps(data)
+    try:
+        authoritative = _authoritative(raw)
+    except EventError:
+        authoritative = None
+    try:
+        parsed = parse_event(raw)
+    except EventError:
+        parsed = None
+    if parsed is None or authoritative is None:
+        assert parsed is authoritative
+        return
+    # Digits past the microsecond: msgspec rounds, pydantic truncates (1 us apart at most).
+    assert abs(parsed.ts - authoritative.ts) <= timedelta(microseconds=1)
+    assert parsed == msgspec.structs.replace(authoritative, ts=parsed.ts)

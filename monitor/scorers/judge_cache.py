@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.errors import StoreError
-from monitor.events import Event
+from monitor.events import Event, messages_json
 from monitor.store.base import Store
 
 log = logging.getLogger("vigil.judge")
@@ -46,7 +46,7 @@ def cache_key(identity: str, event: Event, pairwise: bool) -> str:
     h = hashlib.sha256()
     for part in (
         identity,
-        event.request.model_dump_json(include={"messages"}),
+        messages_json(event.request),
         event.response.content,
         event.shadow.content if (pairwise and event.shadow is not None) else "",
     ):

@@ -3,29 +3,28 @@
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
-from functools import lru_cache
+from datetime import datetime
 from typing import Any
 
-from monitor.events import Event, FeedbackEvent
+from monitor.events import Event, FeedbackEvent, request_json
 from monitor.sampling import RANK, Decision
 from monitor.scorers.heuristics import CHECKS_VERSION, CheckResult
 
 Row = dict[str, Any]
 
 
-@lru_cache(maxsize=8192)
-def _iso(ts: datetime) -> str:
-    # Stored as UTC; ClickHouse parses the offset either way, but one zone reads better.
-    # Cached: one event's time is formatted for its event, checks and decision rows.
-    return ts.astimezone(UTC).isoformat() if ts.utcoffset() else ts.isoformat()
+def _ts(ts: datetime) -> float:
+    # Epoch seconds: ClickHouse reads a JSON number into DateTime64 as a Unix time, which
+    # is ~10x cheaper to produce than an ISO string (and no cache can help: event times
+    # are nearly all distinct). Float precision at today's epoch is ~0.2 us; columns keep ms.
+    return ts.timestamp()
 
 
 def _segment(event: Event) -> Row:
     """The columns every per-event table starts with: the key and the segment to split by."""
     return {
         "event_id": event.event_id,
-        "ts": _iso(event.ts),
+        "ts": _ts(event.ts),
         "route": event.route,
         "model": event.model,
         "model_version": event.model_version,
@@ -38,13 +37,13 @@ def event_row(event: Event, now: str) -> Row:
     shadow = event.shadow
     return {
         "event_id": event.event_id,
-        "ts": _iso(event.ts),
+        "ts": _ts(event.ts),
         "app": event.app,
         "route": event.route,
         "model": event.model,
         "model_version": event.model_version,
         "prompt": event.prompt,
-        "request": request.model_dump_json(),
+        "request": request_json(request),
         "response": response.content,
         "finish_reason": response.finish_reason or "",
         "latency_ms": response.latency_ms,
@@ -61,7 +60,11 @@ def event_row(event: Event, now: str) -> Row:
 def check_row(event: Event, result: CheckResult) -> Row:
     response = event.response
     return {
-        **_segment(event),
+        "event_id": event.event_id,
+        "ts": _ts(event.ts),
+        "route": event.route,
+        "model": event.model,
+        "model_version": event.model_version,
         "checks_version": CHECKS_VERSION,
         "latency_ms": response.latency_ms,
         "prompt_tokens": response.prompt_tokens,
@@ -110,7 +113,7 @@ def inline_feedback_row(event: Event, now: str) -> Row:
     assert event.feedback is not None
     return {
         "event_id": event.event_id,
-        "ts": _iso(event.ts),
+        "ts": _ts(event.ts),
         "rating": event.feedback.rating,
         "comment": event.feedback.comment or "",
         "source": "inline",
@@ -121,7 +124,7 @@ def inline_feedback_row(event: Event, now: str) -> Row:
 def late_feedback_row(feedback: FeedbackEvent, now: str) -> Row:
     return {
         "event_id": feedback.event_id,
-        "ts": _iso(feedback.ts),
+        "ts": _ts(feedback.ts),
         "rating": feedback.rating,
         "comment": feedback.comment or "",
         "source": "late",
