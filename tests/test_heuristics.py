@@ -9,7 +9,14 @@ import pytest
 
 from monitor.config import HeuristicsSettings
 from monitor.events import Event, parse_event
-from monitor.scorers.heuristics import Heuristics
+from monitor.scorers.heuristics import (
+    _BUILTIN_REFUSAL,
+    _BUILTIN_REFUSALS,
+    _REFUSAL_HINTS,
+    _REFUSAL_WINDOW,
+    Heuristics,
+)
+from monitor.scorers.jailbreak import MAX_SCAN_CHARS, JailbreakPatterns
 from monitor.scorers.pii import find_pii, iban_ok, luhn_ok
 from monitor.traffic import JSON_ROUTE, JSON_SCHEMA
 
@@ -113,3 +120,72 @@ def test_pii_kinds_can_be_limited() -> None:
     checker = Heuristics(HeuristicsSettings(pii_kinds=["card"]))
     result = checker.check(_event("mail jo@example.com, card 4111 1111 1111 1111"))
     assert result.pii_kinds == ["card"]
+
+
+def _expand(pattern: str) -> list[str]:
+    """Every string ``pattern`` matches, for patterns made only of literal characters,
+    ``(?:a|b)`` groups and ``?`` (the built-in refusals); any other syntax fails the test."""
+
+    def alternation(i: int) -> tuple[list[str], int]:
+        branches: list[str] = []
+        current = [""]
+        while i < len(pattern) and pattern[i] != ")":
+            if pattern[i] == "|":
+                branches += current
+                current, i = [""], i + 1
+                continue
+            if pattern.startswith("(?:", i):
+                atom, i = alternation(i + 3)
+                i += 1  # the closing parenthesis
+            else:
+                assert pattern[i] not in "\\[]{}()*+.^$", f"expand() cannot read {pattern!r}"
+                atom, i = [pattern[i]], i + 1
+            if i < len(pattern) and pattern[i] == "?":
+                atom, i = [*atom, ""], i + 1
+            current = [head + tail for head in current for tail in atom]
+        return branches + current, i
+
+    strings, end = alternation(0)
+    assert end == len(pattern), f"unbalanced parenthesis in {pattern!r}"
+    return strings
+
+
+def test_refusal_hints_cover_every_builtin_match() -> None:
+    # The refusal check skips the regex when the head has none of _REFUSAL_HINTS; that is
+    # only sound if every string a built-in pattern can match contains a hint.
+    for pattern in _BUILTIN_REFUSALS:
+        for text in _expand(pattern):
+            assert _BUILTIN_REFUSAL.fullmatch(text), text  # expand() read the pattern right
+            assert any(hint in text for hint in _REFUSAL_HINTS), text
+
+
+@pytest.mark.parametrize(
+    ("content", "refusal"),
+    [
+        ("I\u2019m sorry, but I can\u2019t help with that.", True),
+        ("I'M SORRY, BUT I WON'T.", True),
+        ("As an AI, I don't have opinions on that.", True),
+        ("Unfortunately we can't assist with refunds after 30 days.", True),
+        ("\u0131 can't help with that.", True),  # dotless i: the same letter to IGNORECASE
+        ("I'm \u017forry, but I cannot.", True),  # long s
+        ("I am unable to provide that \u212aind of detail.", True),  # Kelvin sign
+        ("You won't be charged twice; sorry for the delay.", False),
+        ("Here is how. " * 30 + "I'm sorry, but I can't help with that.", False),
+        ("x" * (_REFUSAL_WINDOW - 13) + "I cannot help", True),  # ends at the window's edge
+        ("x" * (_REFUSAL_WINDOW - 12) + "I cannot help", False),  # one past it
+    ],
+)
+def test_guarded_refusal_check_agrees_with_the_plain_search(content: str, refusal: bool) -> None:
+    # A refusal pattern that never matches turns the guards off: the result must not change.
+    plain = Heuristics(HeuristicsSettings(refusal_patterns=["(?!)"]))
+    guarded = Heuristics(HeuristicsSettings())
+    assert guarded.check(_event(content)).refusal is refusal
+    assert plain.check(_event(content)).refusal is refusal
+
+
+def test_jailbreak_patterns_read_the_first_max_scan_chars_only() -> None:
+    patterns = JailbreakPatterns()
+    attack = "Now do anything now"
+    filler = "a" * (MAX_SCAN_CHARS - len(attack) - 1) + " "
+    assert patterns.find(filler + attack) == ["do_anything_now"]
+    assert patterns.find("a" + filler + attack) == []  # "... do anything no" after the cut

@@ -19,7 +19,7 @@ import orjson
 
 from monitor.config import HeuristicsSettings
 from monitor.events import Event
-from monitor.scorers.jailbreak import JailbreakPatterns
+from monitor.scorers.jailbreak import JailbreakPatterns, contains_any
 from monitor.scorers.pii import find_pii
 
 #: Bump when a check's logic changes, so old and new rows stay distinguishable.
@@ -36,9 +36,24 @@ _BUILTIN_REFUSALS = (
     r"(?:sorry|unfortunately),? (?:but )?(?:i|we) (?:can(?:'|no)t|cannot) (?:help|assist)",
 )
 _REFUSAL_WINDOW = 300
-# Every built-in pattern contains one of these; a substring test in C rules most answers
-# out before the (slower) case-insensitive regex runs.
-_REFUSAL_HINTS = re.compile("sorry|can't|cannot|unable|not able|won't|as an ai")
+
+# The refusal check runs on every answer, and a case-insensitive search of the patterns
+# above costs microseconds even on a short head, so with only the built-ins it is guarded:
+#
+# - Every string a built-in pattern can match contains one of these hints (the patterns
+#   have no open-ended repeats; tests/test_heuristics.py lists every such string and checks
+#   this). A few substring tests in C on the lower-cased head rule out nearly every answer,
+#   including the many that say "sorry" or "won't" without refusing.
+_REFUSAL_HINTS = ("can't", "cannot", "i won't", "i am unable", "not able to", "as an ai")
+# - The head is lower case already, where IGNORECASE changes nothing except for two
+#   characters that lower() keeps and IGNORECASE equates with an ASCII letter: dotless i
+#   (ı ~ i) and long s (ſ ~ s). Without them, a case-sensitive search (about three times
+#   faster) finds exactly what the case-insensitive one finds.
+_BUILTIN_REFUSAL = re.compile("|".join(f"(?:{p})" for p in _BUILTIN_REFUSALS))
+_IGNORECASE_EXTRAS = ("\u0131", "\u017f")
+# - A head with one of those takes the case-insensitive search behind the broader hints
+#   that always guarded it, so its result is what it always was.
+_BROAD_REFUSAL_HINTS = ("sorry", "can't", "cannot", "unable", "not able", "won't", "as an ai")
 
 
 @dataclass(slots=True)
@@ -58,9 +73,11 @@ class CheckResult:
     jailbreak_kinds: list[str] = field(default_factory=list)
     """Jailbreak / prompt-injection pattern kinds found in the prompt (see scorers.jailbreak)."""
 
-    @property
-    def failed(self) -> list[str]:
-        """Names of the failed checks, in a fixed order."""
+    failed: list[str] = field(init=False)
+    """Names of the failed checks, in a fixed order. Filled in once at construction: the
+    pipeline and the row builder both read it for every event."""
+
+    def __post_init__(self) -> None:
         names = []
         if self.empty:
             names.append("empty")
@@ -78,7 +95,7 @@ class CheckResult:
             names.append("pii")
         if self.jailbreak_kinds:
             names.append("jailbreak")
-        return names
+        self.failed = names
 
 
 class Heuristics:
@@ -91,12 +108,12 @@ class Heuristics:
         self.settings = settings
         patterns = list(_BUILTIN_REFUSALS) + list(settings.refusal_patterns)
         self._refusal = re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
-        self._hints: re.Pattern[str] | None = None if settings.refusal_patterns else _REFUSAL_HINTS
+        self._custom_refusals = bool(settings.refusal_patterns)
         self._validators: dict[str, Any] = {
             route: jsonschema.Draft202012Validator(schema)
             for route, schema in settings.json_routes.items()
         }
-        self._pii_kinds = tuple(settings.pii_kinds)
+        self._pii_kinds = frozenset(settings.pii_kinds)  # find_pii uses a frozenset as it is
         self._jailbreak = JailbreakPatterns(settings.jailbreak_patterns)
 
     def check(self, event: Event) -> CheckResult:
@@ -126,16 +143,17 @@ class Heuristics:
             json_ok=json_ok,
             json_error=json_error,
             pii_kinds=find_pii(content, self._pii_kinds) if self._pii_kinds else [],
-            jailbreak_kinds=self._jailbreak.find_in_messages(
-                (m.role, m.text) for m in event.request.messages
-            ),
+            jailbreak_kinds=self._jailbreak.find_in_messages(event.request.messages),
         )
 
     def _is_refusal(self, head: str) -> bool:
-        hints = self._hints
-        if hints is not None and hints.search(head) is None:
-            return False
-        return self._refusal.search(head) is not None
+        if self._custom_refusals:
+            return self._refusal.search(head) is not None
+        if not head.isascii() and contains_any(head, _IGNORECASE_EXTRAS):
+            return (
+                contains_any(head, _BROAD_REFUSAL_HINTS) and self._refusal.search(head) is not None
+            )
+        return contains_any(head, _REFUSAL_HINTS) and _BUILTIN_REFUSAL.search(head) is not None
 
     def _check_json(self, route: str, content: str) -> tuple[bool, str]:
         text = content.strip()

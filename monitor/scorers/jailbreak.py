@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import orjson
@@ -78,6 +79,16 @@ ATTACK_ROLES = frozenset({"user", "tool"})
 MAX_SCAN_CHARS = 32_000
 
 
+class _Message(Protocol):
+    """What `JailbreakPatterns.find_in_messages` reads of a message (events.Message)."""
+
+    @property
+    def role(self) -> str: ...
+
+    @property
+    def text(self) -> str: ...
+
+
 class JailbreakPatterns:
     """The pattern half: which attack shapes a text matches, compiled once."""
 
@@ -94,37 +105,43 @@ class JailbreakPatterns:
             raise ConfigError(
                 f"heuristics.jailbreak_patterns: bad regular expression ({exc})"
             ) from exc
-        # All hints in one lookahead alternation: a single scan in C finds every hint
-        # present (overlapping ones too), instead of dozens of substring tests per prompt.
-        self._by_hint: dict[str, list[int]] = {}
-        self._unhinted = [i for i, (_, _, hints) in enumerate(self._compiled) if not hints]
-        for i, (_, _, hints) in enumerate(self._compiled):
-            for hint in hints:
-                self._by_hint.setdefault(hint, []).append(i)
-        alternation = "|".join(re.escape(h) for h in sorted(self._by_hint, key=len, reverse=True))
-        self._hint_scan = re.compile(f"(?=({alternation}))") if alternation else None
+        # Every hint of every kind, for one pass that settles the usual prompt (it has none).
+        self._all_hints = tuple(hint for _, _, hints in self._compiled for hint in hints)
+        self._unhinted = [(kind, regex) for kind, regex, hints in self._compiled if not hints]
 
     def find(self, text: str) -> list[str]:
         """Kinds of attack pattern found in ``text``, in a fixed order (empty: none)."""
         if not text:
             return []
         text = text[:MAX_SCAN_CHARS]
-        candidates = set(self._unhinted)
-        if self._hint_scan is not None:
-            for match in self._hint_scan.finditer(text.lower()):
-                candidates.update(self._by_hint[match.group(1)])
-        if not candidates:
-            return []
+        # Plain substring tests run in C at memchr-like speed, short text or long; a regex
+        # looking for any of the hints at every position is several times slower.
+        lowered = text.lower()
+        if not contains_any(lowered, self._all_hints):
+            # Only patterns without hints (the operator's own) can match.
+            return [kind for kind, regex in self._unhinted if regex.search(text) is not None]
         return [
             kind
-            for i, (kind, regex, _) in enumerate(self._compiled)
-            if i in candidates and regex.search(text) is not None
+            for kind, regex, hints in self._compiled
+            if (not hints or contains_any(lowered, hints)) and regex.search(text) is not None
         ]
 
-    def find_in_messages(self, messages: Iterable[tuple[str, str]]) -> list[str]:
-        """Kinds found in the (role, text) pairs whose role can carry an attack."""
-        text = "\n".join(content for role, content in messages if role in ATTACK_ROLES)
-        return self.find(text)
+    def find_in_messages(self, messages: Iterable[_Message]) -> list[str]:
+        """Kinds found in the messages whose role can carry an attack, joined by newlines."""
+        # The role test comes first so the other messages' text is never built.
+        return self.find("\n".join([m.text for m in messages if m.role in ATTACK_ROLES]))
+
+
+def contains_any(text: str, needles: tuple[str, ...]) -> bool:
+    """Whether any of ``needles`` is a substring of ``text``.
+
+    A plain loop, not ``any()`` over a generator, which costs more than the few substring
+    tests themselves on the short texts of the every-event checks.
+    """
+    for needle in needles:  # noqa: SIM110 - see the docstring
+        if needle in text:
+            return True
+    return False
 
 
 def load_attack_examples(path: Path) -> list[str]:
