@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psutil
 
-from monitor.config import Settings, load_settings, write_settings_file
+from monitor.config import KafkaSettings, Settings, load_settings, write_settings_file
 from monitor.replay import replay_file
 from monitor.traffic import TrafficSpec, generate_lines
 from streams.admin import committed_offsets, ensure_topics
@@ -184,7 +184,12 @@ def _profile_text(path: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=50_000)
-    parser.add_argument("--batch", type=int, default=2_000, help="kafka.batch_max")
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=KafkaSettings.model_fields["batch_max"].default,
+        help="kafka.batch_max (default: the setting's default)",
+    )
     parser.add_argument(
         "--minutes", type=float, default=0.5, help="memory run length (5 = full check)"
     )
@@ -240,6 +245,11 @@ def main() -> None:
     print("                           (target >= 20,000/s and >= 0.25x raw)")
     replay_rate = replay["events_per_s"]
     print(f"replay                     {replay_rate:>10,.0f} events/s   (target >= 50,000/s)")
+    per_event = {k: replay[k] / max(1, replay["read"]) * 1e6 for k in ("prepare_s", "write_s")}
+    print(
+        f"                           (per event: prepare {per_event['prepare_s']:.1f} us on the"
+        f" main thread, store writes {per_event['write_s']:.1f} us in a thread)"
+    )
     print(
         f"worker RSS over {args.minutes:g} min      {memory['rss_start_mb']} -> "
         f"{memory['rss_end_mb']} MB (max {memory['rss_max_mb']}), growth {memory['growth_pct']}%"

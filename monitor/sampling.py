@@ -127,6 +127,8 @@ class Sampler:
         ``flags`` are extra priority reasons found before sampling (e.g. a jailbreak
         pattern in the prompt); they count like a failed check.
         """
+        if not self.scorers:
+            return []  # heuristics-only deployments: nothing to decide, per event
         priority = self.priority_reason(event, failed_checks) or (
             f"priority:{flags[0]}" if flags else None
         )
