@@ -104,6 +104,7 @@ class Prepared:
         }
     )
     latest: datetime | None = None
+    earliest: datetime | None = None
 
 
 @dataclass
@@ -133,6 +134,9 @@ class Pipeline:
         self.set_stages(stages)
         self.summary = Summary()
         self.watermark: datetime | None = None
+        # The first event time stored: timers count their periods from here, so a first
+        # batch spanning several periods fires each of them (whatever the batch size).
+        self.origin: datetime | None = None
         self._timers: list[_Timer] = []
         self._drain_before_timers = drain_before_timers
         self._started = time.perf_counter()
@@ -230,6 +234,7 @@ class Pipeline:
         summary = self.summary
         summary.read += len(batch)
         latest: datetime | None = None
+        earliest: datetime | None = None
         check = self.heuristics.check
         decide = self.sampler.decide
         stages = self.stages
@@ -264,9 +269,13 @@ class Pipeline:
                     decision = Decision(decision.scorer, "over_budget", "queue_full")
                 summary.decisions[decision.scorer][decision.decision] += 1
                 decision_rows.append(R.decision_row(event, decision, now))
-            if latest is None or event.ts > latest:
-                latest = event.ts
+            ts = event.ts
+            if latest is None or ts > latest:
+                latest = ts
+            if earliest is None or ts < earliest:
+                earliest = ts
         prepared.latest = latest
+        prepared.earliest = earliest
         summary.prepare_s += time.perf_counter() - started
         return prepared
 
@@ -275,6 +284,8 @@ class Pipeline:
         await self.write(prepared.tables)
         self.summary.stored += len(prepared.tables["events"])
         self.summary.feedback_stored += len(prepared.tables["feedback"])
+        if self.origin is None:
+            self.origin = prepared.earliest
         if prepared.latest is not None:
             await self._advance(prepared.latest)
 
@@ -346,9 +357,8 @@ class Pipeline:
         for timer in self._timers:
             slot = math.floor(epoch / timer.every_s)
             if timer.last_slot is None:
-                timer.last_slot = slot
-                if not force:
-                    continue
+                start = self.origin or self.watermark
+                timer.last_slot = math.floor(start.timestamp() / timer.every_s)
             if slot <= timer.last_slot and not force:
                 continue
             if self._drain_before_timers:

@@ -126,3 +126,26 @@ def test_replay_of_a_missing_file_is_one_clear_line(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "nope.jsonl" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_timers_and_alerts_do_not_depend_on_the_batch_size(tmp_path: Path) -> None:
+    # One batch holding the whole file must still fire every event-time period inside it:
+    # alerts need consecutive evaluations to go from pending to firing.
+    events = _write(tmp_path / "events.jsonl", 4000)
+    runs = {}
+    for batch in (200, 100_000):
+        settings = _settings(tmp_path / f"b{batch}")
+        settings.kafka.batch_max = batch
+        summary = asyncio.run(replay_file(settings, events)).as_dict()
+        store = EmbeddedStore(tmp_path / f"b{batch}")
+        try:
+            alerts = store.query(
+                "SELECT rule, segment_key, state, fired_at FROM vigil.alerts FINAL "
+                "ORDER BY rule, segment_key, ts"
+            )
+        finally:
+            store.close()
+        runs[batch] = (summary["timers_fired"], alerts)
+    assert runs[200][0]["alerts"] > 10
+    assert any(alert["fired_at"] for alert in runs[200][1])
+    assert runs[200] == runs[100_000]
