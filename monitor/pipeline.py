@@ -17,10 +17,12 @@ import logging
 import math
 import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from monitor.config import Settings
 from monitor.errors import EventError, StoreError
@@ -30,7 +32,7 @@ from monitor.scorers.base import Job
 from monitor.scorers.heuristics import Heuristics
 from monitor.stages import Stage, now_iso
 from monitor.store import rows as R
-from monitor.store.base import Store
+from monitor.store.base import LINE_OPTIONS, Encoded, Row, Rows, Store
 
 log = logging.getLogger("vigil.pipeline")
 
@@ -97,14 +99,27 @@ class Prepared:
 
     now: str
     rejected: list[DeadLetter] = field(default_factory=list)
-    tables: dict[str, list[dict[str, Any]]] = field(
-        default_factory=lambda: {
-            name: []
-            for name in ("events", "checks", "decisions", "feedback", "incidents", "dead_letters")
-        }
-    )
+    # The three tables written for (nearly) every event are encoded straight from tuples;
+    # the rest are ordinary dict rows.
+    events: Encoded = field(default_factory=lambda: Encoded(R.EVENT_COLUMNS))
+    checks: Encoded = field(default_factory=lambda: Encoded(R.CHECK_COLUMNS))
+    feedback: Encoded = field(default_factory=lambda: Encoded(R.FEEDBACK_COLUMNS))
+    decisions: list[Row] = field(default_factory=list)
+    incidents: list[Row] = field(default_factory=list)
+    dead_letters: list[Row] = field(default_factory=list)
     latest: datetime | None = None
     earliest: datetime | None = None
+
+    @property
+    def tables(self) -> dict[str, Rows]:
+        return {
+            "events": self.events,
+            "checks": self.checks,
+            "feedback": self.feedback,
+            "decisions": self.decisions,
+            "incidents": self.incidents,
+            "dead_letters": self.dead_letters,
+        }
 
 
 @dataclass
@@ -224,13 +239,10 @@ class Pipeline:
         started = time.perf_counter()
         now = now_iso()
         prepared = Prepared(now)
-        tables = prepared.tables
-        events_rows, checks_rows, decision_rows = (
-            tables["events"],
-            tables["checks"],
-            tables["decisions"],
-        )
-        feedback_rows, incident_rows = tables["feedback"], tables["incidents"]
+        events_lines, checks_lines = prepared.events.lines, prepared.checks.lines
+        feedback_lines = prepared.feedback.lines
+        decision_rows, incident_rows = prepared.decisions, prepared.incidents
+        dumps, line = orjson.dumps, LINE_OPTIONS
         summary = self.summary
         summary.read += len(batch)
         latest: datetime | None = None
@@ -244,7 +256,7 @@ class Pipeline:
             except EventError as exc:
                 summary.rejected[exc.reason] += 1
                 prepared.rejected.append(DeadLetter(message, exc.reason, exc.detail))
-                tables["dead_letters"].append(
+                prepared.dead_letters.append(
                     R.dead_letter_row(
                         message.source, message.position, exc.reason, exc.detail, message.value, now
                     )
@@ -252,10 +264,10 @@ class Pipeline:
                 continue
             result = check(event)
             failed = result.failed
-            events_rows.append(R.event_row(event, now))
-            checks_rows.append(R.check_row(event, result))
+            events_lines.append(dumps(R.event_values(event, now), option=line))
+            checks_lines.append(dumps(R.check_values(event, result), option=line))
             if event.feedback is not None:
-                feedback_rows.append(R.inline_feedback_row(event, now))
+                feedback_lines.append(dumps(R.inline_feedback_values(event, now), option=line))
             for kind in result.pii_kinds:
                 incident_rows.append(R.incident_row(event, "pii", kind, 1.0, "heuristics", now))
             for kind in result.jailbreak_kinds:
@@ -282,8 +294,8 @@ class Pipeline:
     async def commit(self, prepared: Prepared) -> None:
         """The I/O half of `process`: write durably, then advance event time and timers."""
         await self.write(prepared.tables)
-        self.summary.stored += len(prepared.tables["events"])
-        self.summary.feedback_stored += len(prepared.tables["feedback"])
+        self.summary.stored += len(prepared.events)
+        self.summary.feedback_stored += len(prepared.feedback)
         if self.origin is None:
             self.origin = prepared.earliest
         if prepared.latest is not None:
@@ -309,7 +321,7 @@ class Pipeline:
         self.summary.feedback_stored += len(good)
         return rejected
 
-    async def write(self, tables: dict[str, list[dict[str, Any]]]) -> None:
+    async def write(self, tables: Mapping[str, Rows]) -> None:
         """Insert every non-empty table, retrying with backoff; raise `StoreError` at the end."""
         todo = {name: rows for name, rows in tables.items() if rows}
         if not todo:
@@ -330,7 +342,7 @@ class Pipeline:
                     )
                     await asyncio.sleep(delay)
 
-    def _insert_all(self, todo: dict[str, list[dict[str, Any]]]) -> None:
+    def _insert_all(self, todo: dict[str, Rows]) -> None:
         started = time.perf_counter()
         # Events go last: a row in `events` means its checks and decisions are there too.
         for name in sorted(todo, key=lambda t: t == "events"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from monitor.errors import StoreError
-from monitor.store.base import INSERT_SETTINGS, Row, insert_payload, render
+from monitor.store.base import INSERT_SETTINGS, Rows, insert_payload, render
 from monitor.store.schema import create_statements
 
 _SETTINGS_CLAUSE = " SETTINGS " + ", ".join(f"{k}='{v}'" for k, v in INSERT_SETTINGS.items())
@@ -46,7 +46,7 @@ class EmbeddedStore:
         for statement in create_statements(self.database, self.ttl_days):
             self.raw(statement)
 
-    def insert(self, table: str, rows: Sequence[Row]) -> None:
+    def insert(self, table: str, rows: Rows) -> None:
         if not rows:
             return
         columns, body = insert_payload(table, rows)

@@ -31,57 +31,91 @@ def _segment(event: Event) -> Row:
     }
 
 
-def event_row(event: Event, now: str) -> Row:
-    request = event.request
+#: Column order of the per-event tables the hot path encodes directly (`Encoded` lines);
+#: the dict builders below are the same values zipped with these names.
+EVENT_COLUMNS = (
+    "event_id", "ts", "app", "route", "model", "model_version", "prompt", "request",
+    "response", "finish_reason", "latency_ms", "prompt_tokens", "completion_tokens",
+    "feedback_rating", "shadow_response", "shadow_model", "metadata", "ingested_at",
+)  # fmt: skip
+CHECK_COLUMNS = (
+    "event_id", "ts", "route", "model", "model_version", "checks_version", "latency_ms",
+    "prompt_tokens", "completion_tokens", "response_chars", "empty", "truncated", "refusal",
+    "latency_slow", "too_long", "json_required", "json_ok", "json_error", "pii_kinds",
+    "jailbreak_kinds", "failed",
+)  # fmt: skip
+FEEDBACK_COLUMNS = ("event_id", "ts", "rating", "comment", "source", "received_at")
+
+
+def event_values(event: Event, now: str) -> tuple[Any, ...]:
+    """One ``events`` row in `EVENT_COLUMNS` order."""
     response = event.response
     shadow = event.shadow
-    return {
-        "event_id": event.event_id,
-        "ts": _ts(event.ts),
-        "app": event.app,
-        "route": event.route,
-        "model": event.model,
-        "model_version": event.model_version,
-        "prompt": event.prompt,
-        "request": request_json(request),
-        "response": response.content,
-        "finish_reason": response.finish_reason or "",
-        "latency_ms": response.latency_ms,
-        "prompt_tokens": response.prompt_tokens,
-        "completion_tokens": response.completion_tokens,
-        "feedback_rating": event.feedback.rating if event.feedback else None,
-        "shadow_response": shadow.content if shadow else "",
-        "shadow_model": shadow.model if shadow else "",
-        "metadata": event.metadata,
-        "ingested_at": now,
-    }
+    feedback = event.feedback
+    return (
+        event.event_id,
+        event.ts.timestamp(),
+        event.app,
+        event.route,
+        event.model,
+        event.model_version,
+        event.prompt,
+        request_json(event.request),
+        response.content,
+        response.finish_reason or "",
+        response.latency_ms,
+        response.prompt_tokens,
+        response.completion_tokens,
+        feedback.rating if feedback is not None else None,
+        shadow.content if shadow is not None else "",
+        shadow.model if shadow is not None else "",
+        event.metadata,
+        now,
+    )
+
+
+def check_values(event: Event, result: CheckResult) -> tuple[Any, ...]:
+    """One ``checks`` row in `CHECK_COLUMNS` order."""
+    response = event.response
+    return (
+        event.event_id,
+        event.ts.timestamp(),
+        event.route,
+        event.model,
+        event.model_version,
+        CHECKS_VERSION,
+        response.latency_ms,
+        response.prompt_tokens,
+        response.completion_tokens,
+        result.response_chars,
+        result.empty,
+        result.truncated,
+        result.refusal,
+        result.latency_slow,
+        result.too_long,
+        result.json_required,
+        result.json_ok,
+        result.json_error,
+        result.pii_kinds,
+        result.jailbreak_kinds,
+        result.failed,
+    )
+
+
+def inline_feedback_values(event: Event, now: str) -> tuple[Any, ...]:
+    """One ``feedback`` row (source ``inline``) in `FEEDBACK_COLUMNS` order."""
+    feedback = event.feedback
+    assert feedback is not None
+    return (event.event_id, event.ts.timestamp(), feedback.rating, feedback.comment or "",
+            "inline", now)  # fmt: skip
+
+
+def event_row(event: Event, now: str) -> Row:
+    return dict(zip(EVENT_COLUMNS, event_values(event, now), strict=True))
 
 
 def check_row(event: Event, result: CheckResult) -> Row:
-    response = event.response
-    return {
-        "event_id": event.event_id,
-        "ts": _ts(event.ts),
-        "route": event.route,
-        "model": event.model,
-        "model_version": event.model_version,
-        "checks_version": CHECKS_VERSION,
-        "latency_ms": response.latency_ms,
-        "prompt_tokens": response.prompt_tokens,
-        "completion_tokens": response.completion_tokens,
-        "response_chars": result.response_chars,
-        "empty": result.empty,
-        "truncated": result.truncated,
-        "refusal": result.refusal,
-        "latency_slow": result.latency_slow,
-        "too_long": result.too_long,
-        "json_required": result.json_required,
-        "json_ok": result.json_ok,
-        "json_error": result.json_error,
-        "pii_kinds": result.pii_kinds,
-        "jailbreak_kinds": result.jailbreak_kinds,
-        "failed": result.failed,
-    }
+    return dict(zip(CHECK_COLUMNS, check_values(event, result), strict=True))
 
 
 def decision_row(event: Event, decision: Decision, now: str) -> Row:
@@ -110,15 +144,7 @@ def score_row(
 
 
 def inline_feedback_row(event: Event, now: str) -> Row:
-    assert event.feedback is not None
-    return {
-        "event_id": event.event_id,
-        "ts": _ts(event.ts),
-        "rating": event.feedback.rating,
-        "comment": event.feedback.comment or "",
-        "source": "inline",
-        "received_at": now,
-    }
+    return dict(zip(FEEDBACK_COLUMNS, inline_feedback_values(event, now), strict=True))
 
 
 def late_feedback_row(feedback: FeedbackEvent, now: str) -> Row:

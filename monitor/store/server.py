@@ -10,14 +10,14 @@ place that knows the foreign exception types; messages name the URL, never the p
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import orjson
 
 from monitor.errors import StoreError
-from monitor.store.base import INSERT_SETTINGS, Row, insert_payload, render
+from monitor.store.base import INSERT_SETTINGS, Rows, insert_payload, render
 from monitor.store.schema import create_statements
 
 log = logging.getLogger("vigil.store.server")
@@ -81,7 +81,7 @@ class ServerStore:
         for statement in create_statements(self.database, self.ttl_days):
             self.command(statement)
 
-    def insert(self, table: str, rows: Sequence[Row]) -> None:
+    def insert(self, table: str, rows: Rows) -> None:
         if not rows:
             return
         columns, body = insert_payload(table, rows)
