@@ -58,7 +58,7 @@ log = logging.getLogger("vigil.ingest")
 Offsets = dict[TopicPartition, int]
 
 #: Bytes fetched per partition per request: room for a full batch of typical events.
-_FETCH_PARTITION_BYTES = 8 * 1024 * 1024
+_FETCH_PARTITION_BYTES = 16 * 1024 * 1024
 
 
 def _consumer(kafka: KafkaSettings) -> AIOKafkaConsumer:
