@@ -50,10 +50,13 @@ class EmbeddedStore:
         if not rows:
             return
         columns, body = insert_payload(table, rows)
-        self.raw(
+        head = (
             f"INSERT INTO {self.database}.{table} ({', '.join(columns)}){_SETTINGS_CLAUSE}"
-            f" FORMAT JSONCompactEachRow\n{body.decode()}"
+            " FORMAT JSONCompactEachRow\n"
         )
+        # chDB takes the statement as bytes too: the multi-MB body is not decoded and
+        # re-encoded on the way in.
+        self.raw(head.encode() + body)
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         data = self.raw(render(sql, params), "JSONEachRow")
@@ -69,13 +72,13 @@ class EmbeddedStore:
 
     # -- beyond the interface: the HTTP endpoint serves raw formats --------------------
 
-    def raw(self, sql: str, fmt: str = "TabSeparated") -> bytes:
+    def raw(self, sql: str | bytes, fmt: str = "TabSeparated") -> bytes:
         """Run one statement and return the result bytes in ``fmt``."""
         return self.execute(sql, fmt).data
 
     def execute(
         self,
-        sql: str,
+        sql: str | bytes,
         fmt: str = "TabSeparated",
         *,
         params: Mapping[str, str] | None = None,
