@@ -17,6 +17,8 @@ from monitor.errors import ConfigError
 from monitor.pipeline import RawMessage, Summary
 from monitor.store import open_store
 
+_CHUNK_BYTES = 8 * 1024 * 1024
+
 
 def read_batches(path: Path, batch_size: int) -> Iterator[list[RawMessage]]:
     """Lines of a JSONL file as raw messages (blank lines skipped), ``batch_size`` at a time."""
@@ -26,15 +28,26 @@ def read_batches(path: Path, batch_size: int) -> Iterator[list[RawMessage]]:
         handle = path.open("rb")
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    number = 0
+    rest = b""
     with handle:
-        for number, line in enumerate(handle, start=1):
-            value = line.rstrip(b"\r\n")
-            if not value.strip():
-                continue
-            batch.append(RawMessage(value, source, str(number)))
-            if len(batch) >= batch_size:
-                yield batch
-                batch = []
+        # Read in large chunks and split in C: iterating a file line by line costs more
+        # than the rest of reading at 50k events/s.
+        while chunk := handle.read(_CHUNK_BYTES):
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            for line in lines:
+                number += 1
+                value = line[:-1] if line.endswith(b"\r") else line
+                if not value or value.isspace():
+                    continue
+                batch.append(RawMessage(value, source, str(number)))
+                if len(batch) >= batch_size:
+                    yield batch
+                    batch = []
+        value = rest[:-1] if rest.endswith(b"\r") else rest
+        if value and not value.isspace():
+            batch.append(RawMessage(value, source, str(number + 1)))
     if batch:
         yield batch
 
