@@ -245,8 +245,8 @@ class Pipeline:
         dumps, line = orjson.dumps, LINE_OPTIONS
         summary = self.summary
         summary.read += len(batch)
-        latest: datetime | None = None
-        earliest: datetime | None = None
+        latest = -math.inf  # event times as Unix seconds: cheaper to compare than datetimes
+        earliest = math.inf
         check = self.heuristics.check
         decide = self.sampler.decide
         stages = self.stages
@@ -264,30 +264,33 @@ class Pipeline:
                 continue
             result = check(event)
             failed = result.failed
-            events_lines.append(dumps(R.event_values(event, now), option=line))
-            checks_lines.append(dumps(R.check_values(event, result), option=line))
+            at = event.ts.timestamp()
+            events_lines.append(dumps(R.event_values(event, at, now), option=line))
+            checks_lines.append(dumps(R.check_values(event, at, result), option=line))
             if event.feedback is not None:
-                feedback_lines.append(dumps(R.inline_feedback_values(event, now), option=line))
+                feedback_lines.append(
+                    dumps(R.inline_feedback_values(event, at, now), option=line)
+                )
             for kind in result.pii_kinds:
                 incident_rows.append(R.incident_row(event, "pii", kind, 1.0, "heuristics", now))
             for kind in result.jailbreak_kinds:
                 incident_rows.append(
                     R.incident_row(event, "jailbreak", kind, 1.0, "heuristics", now)
                 )
-            for decision in decide(event, failed):
+            for decision in decide(event, failed) if stages else ():
                 if decision.decision == "pending" and not stages[decision.scorer].offer(
                     Job(event, failed, decision.reason)
                 ):
                     decision = Decision(decision.scorer, "over_budget", "queue_full")
                 summary.decisions[decision.scorer][decision.decision] += 1
                 decision_rows.append(R.decision_row(event, decision, now))
-            ts = event.ts
-            if latest is None or ts > latest:
-                latest = ts
-            if earliest is None or ts < earliest:
-                earliest = ts
-        prepared.latest = latest
-        prepared.earliest = earliest
+            if at > latest:
+                latest = at
+            if at < earliest:
+                earliest = at
+        if latest > -math.inf:
+            prepared.latest = datetime.fromtimestamp(latest, tz=UTC)
+            prepared.earliest = datetime.fromtimestamp(earliest, tz=UTC)
         summary.prepare_s += time.perf_counter() - started
         return prepared
 

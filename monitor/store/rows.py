@@ -47,14 +47,14 @@ CHECK_COLUMNS = (
 FEEDBACK_COLUMNS = ("event_id", "ts", "rating", "comment", "source", "received_at")
 
 
-def event_values(event: Event, now: str) -> tuple[Any, ...]:
-    """One ``events`` row in `EVENT_COLUMNS` order."""
+def event_values(event: Event, at: float, now: str) -> tuple[Any, ...]:
+    """One ``events`` row in `EVENT_COLUMNS` order (``at``: the event time, Unix seconds)."""
     response = event.response
     shadow = event.shadow
     feedback = event.feedback
     return (
         event.event_id,
-        event.ts.timestamp(),
+        at,
         event.app,
         event.route,
         event.model,
@@ -74,12 +74,12 @@ def event_values(event: Event, now: str) -> tuple[Any, ...]:
     )
 
 
-def check_values(event: Event, result: CheckResult) -> tuple[Any, ...]:
-    """One ``checks`` row in `CHECK_COLUMNS` order."""
+def check_values(event: Event, at: float, result: CheckResult) -> tuple[Any, ...]:
+    """One ``checks`` row in `CHECK_COLUMNS` order (``at``: the event time, Unix seconds)."""
     response = event.response
     return (
         event.event_id,
-        event.ts.timestamp(),
+        at,
         event.route,
         event.model,
         event.model_version,
@@ -102,20 +102,19 @@ def check_values(event: Event, result: CheckResult) -> tuple[Any, ...]:
     )
 
 
-def inline_feedback_values(event: Event, now: str) -> tuple[Any, ...]:
+def inline_feedback_values(event: Event, at: float, now: str) -> tuple[Any, ...]:
     """One ``feedback`` row (source ``inline``) in `FEEDBACK_COLUMNS` order."""
     feedback = event.feedback
     assert feedback is not None
-    return (event.event_id, event.ts.timestamp(), feedback.rating, feedback.comment or "",
-            "inline", now)  # fmt: skip
+    return (event.event_id, at, feedback.rating, feedback.comment or "", "inline", now)
 
 
 def event_row(event: Event, now: str) -> Row:
-    return dict(zip(EVENT_COLUMNS, event_values(event, now), strict=True))
+    return dict(zip(EVENT_COLUMNS, event_values(event, _ts(event.ts), now), strict=True))
 
 
 def check_row(event: Event, result: CheckResult) -> Row:
-    return dict(zip(CHECK_COLUMNS, check_values(event, result), strict=True))
+    return dict(zip(CHECK_COLUMNS, check_values(event, _ts(event.ts), result), strict=True))
 
 
 def decision_row(event: Event, decision: Decision, now: str) -> Row:
@@ -144,7 +143,9 @@ def score_row(
 
 
 def inline_feedback_row(event: Event, now: str) -> Row:
-    return dict(zip(FEEDBACK_COLUMNS, inline_feedback_values(event, now), strict=True))
+    return dict(
+        zip(FEEDBACK_COLUMNS, inline_feedback_values(event, _ts(event.ts), now), strict=True)
+    )
 
 
 def late_feedback_row(feedback: FeedbackEvent, now: str) -> Row:
