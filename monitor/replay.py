@@ -20,8 +20,11 @@ from monitor.store import open_store
 _CHUNK_BYTES = 8 * 1024 * 1024
 
 
-def read_batches(path: Path, batch_size: int) -> Iterator[list[RawMessage]]:
-    """Lines of a JSONL file as raw messages (blank lines skipped), ``batch_size`` at a time."""
+def read_batches(
+    path: Path, batch_size: int, first_batch: int | None = None
+) -> Iterator[list[RawMessage]]:
+    """Lines of a JSONL file as raw messages (blank lines skipped), ``batch_size`` at a time
+    (``first_batch`` for the first one, when given)."""
     source = f"file:{path.name}"
     batch: list[RawMessage] = []
     try:
@@ -30,6 +33,7 @@ def read_batches(path: Path, batch_size: int) -> Iterator[list[RawMessage]]:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
     number = 0
     rest = b""
+    size = first_batch or batch_size
     with handle:
         # Read in large chunks and split in C: iterating a file line by line costs more
         # than the rest of reading at 50k events/s.
@@ -42,9 +46,9 @@ def read_batches(path: Path, batch_size: int) -> Iterator[list[RawMessage]]:
                 if not value or value.isspace():
                     continue
                 batch.append(RawMessage(value, source, str(number)))
-                if len(batch) >= batch_size:
+                if len(batch) >= size:
                     yield batch
-                    batch = []
+                    batch, size = [], batch_size
         value = rest[:-1] if rest.endswith(b"\r") else rest
         if value and not value.isspace():
             batch.append(RawMessage(value, source, str(number + 1)))
@@ -61,7 +65,10 @@ async def replay_file(settings: Settings, path: Path) -> Summary:
         # Prepare batch N+1 while batch N is written: the store releases the GIL, so the
         # two halves use both cores. Commits still happen strictly in order.
         writing: asyncio.Task[None] | None = None
-        for batch in read_batches(path, settings.kafka.batch_max):
+        # A small first batch gets the writer going early instead of idling through a
+        # whole batch's prepare (~15% of a 100k-event replay at 10,000 per batch).
+        batch_max = settings.kafka.batch_max
+        for batch in read_batches(path, batch_max, first_batch=min(batch_max, 1000)):
             prepared = pipeline.prepare(batch)
             if writing is not None:
                 await writing
