@@ -42,6 +42,7 @@ from monitor.config import KafkaSettings, Settings, load_settings, write_setting
 from monitor.replay import replay_file
 from monitor.traffic import TrafficSpec, generate_lines
 from streams.admin import committed_offsets, ensure_topics
+from streams.batch_ingest import FETCH_PARTITION_BYTES
 from streams.broker import DevBroker
 from streams.produce import produce_lines
 
@@ -81,11 +82,15 @@ async def _raw_consume(settings: Settings, expected: int) -> float:
     """aiokafka reading ``expected`` records from the start of the events topic; records/s."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
+    # The same fetch sizes and batch size as the worker's consumer, so the baseline is
+    # the best this client does with the worker's own settings.
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka.bootstrap_servers,
         enable_auto_commit=False,
         group_id=None,
-        max_poll_records=5000,
+        max_poll_records=settings.kafka.batch_max,
+        max_partition_fetch_bytes=FETCH_PARTITION_BYTES,
+        fetch_max_bytes=4 * FETCH_PARTITION_BYTES,
     )
     await consumer.start()
     try:
@@ -96,7 +101,9 @@ async def _raw_consume(settings: Settings, expected: int) -> float:
         seen: int = 0
         started = time.perf_counter()
         while seen < expected:
-            batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            batches = await consumer.getmany(
+                timeout_ms=1000, max_records=settings.kafka.batch_max
+            )
             seen += int(sum(len(records) for records in batches.values()))
         return float(seen / (time.perf_counter() - started))
     finally:

@@ -58,7 +58,7 @@ log = logging.getLogger("vigil.ingest")
 Offsets = dict[TopicPartition, int]
 
 #: Bytes fetched per partition per request: room for a full batch of typical events.
-_FETCH_PARTITION_BYTES = 16 * 1024 * 1024
+FETCH_PARTITION_BYTES = 16 * 1024 * 1024
 
 
 def _consumer(kafka: KafkaSettings) -> AIOKafkaConsumer:
@@ -84,8 +84,8 @@ def _consumer(kafka: KafkaSettings) -> AIOKafkaConsumer:
         max_poll_records=kafka.batch_max,
         # aiokafka's default fetch is 1 MiB per partition, ~1,400 typical events: batches
         # then stay far below batch_max and every small batch costs a ClickHouse part.
-        max_partition_fetch_bytes=_FETCH_PARTITION_BYTES,
-        fetch_max_bytes=4 * _FETCH_PARTITION_BYTES,
+        max_partition_fetch_bytes=FETCH_PARTITION_BYTES,
+        fetch_max_bytes=4 * FETCH_PARTITION_BYTES,
         **options,
     )
 
