@@ -212,7 +212,10 @@ def parse_feedback(raw: bytes | str) -> FeedbackEvent:
         model = FeedbackEventSchema.model_validate_json(raw)
     except ValidationError as exc:
         raise translate(exc, raw) from exc
-    return msgspec.convert(model.model_dump(), FeedbackEvent)
+    try:
+        return msgspec.convert(model.model_dump(), FeedbackEvent)
+    except msgspec.ValidationError as exc:  # pydantic's coercions went beyond the struct
+        raise EventError("invalid_field", str(exc)) from exc
 
 
 def event_to_json(event: Event) -> bytes:

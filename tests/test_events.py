@@ -256,3 +256,19 @@ def test_fast_decoder_accepts_only_what_the_contract_accepts_with_equal_values(
     # Digits past the microsecond: msgspec rounds, pydantic truncates (1 us apart at most).
     assert abs(parsed.ts - authoritative.ts) <= timedelta(microseconds=1)
     assert parsed == msgspec.structs.replace(authoritative, ts=parsed.ts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    field=st.sampled_from(["event_id", "ts", "rating", "comment"]),
+    replacement=json_values | _loose_scalars | _timestamps,
+)
+def test_feedback_parsing_accepts_or_explains_any_field_value(field: str, replacement: Any) -> None:
+    data: dict[str, Any] = {"event_id": "e-1", "ts": "2026-11-22T09:00:00Z", "rating": -1}
+    data[field] = replacement
+    try:
+        feedback = parse_feedback(orjson.dumps(data))
+    except EventError as exc:
+        assert exc.reason in REJECT_REASONS
+    else:
+        assert feedback.rating in (-1, 0, 1) and feedback.ts.tzinfo is not None
