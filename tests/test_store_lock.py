@@ -36,17 +36,22 @@ print("closed", flush=True)
 """
 
 
-@pytest.fixture
-def daemon(settings: Settings) -> Iterator[subprocess.Popen[str]]:
+def _python(script: str, data_dir: Path) -> subprocess.Popen[str]:
+    """``script`` in a child process with this checkout importable, talking over pipes."""
     root = Path(__file__).resolve().parents[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-c", DAEMON, str(settings.store.data_dir)],
+    return subprocess.Popen(
+        [sys.executable, "-c", script, str(data_dir)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
         cwd=root,
         env={**os.environ, "PYTHONPATH": str(root)},
     )
+
+
+@pytest.fixture
+def daemon(settings: Settings) -> Iterator[subprocess.Popen[str]]:
+    proc = _python(DAEMON, settings.store.data_dir)
     try:
         yield proc
     finally:
@@ -128,3 +133,40 @@ def test_killed_daemon_leaves_a_stale_lock_that_is_detected(
         store.close()
     with claim_data_dir(data_dir):
         assert not (data_dir / INFO_NAME).exists()  # the stale file is removed on claim
+
+
+# A reader that opened the directory itself (no daemon yet): holds chDB's lock until told.
+READER = """
+import sys
+from monitor.store.embedded import EmbeddedStore
+store = EmbeddedStore(sys.argv[1])
+store.query("SELECT 1")
+print("open", flush=True)
+sys.stdin.readline()
+store.close()
+"""
+
+
+def test_a_starting_daemon_waits_for_a_reader_holding_the_directory(settings: Settings) -> None:
+    import threading
+
+    from monitor.store.lock import own_embedded_store
+
+    reader = _python(READER, settings.store.data_dir)
+    assert reader.stdout is not None and reader.stdin is not None
+    try:
+        assert reader.stdout.readline().strip() == "open"
+        # The reader lets go while the daemon is already retrying.
+        release = threading.Timer(1.0, lambda: reader.stdin.close())  # type: ignore[union-attr]
+        release.start()
+        owned = own_embedded_store(settings.store)
+        try:
+            assert owned.store.query("SELECT 1 AS one") == [{"one": 1}]
+            assert find_daemon(settings.store.data_dir) is not None
+        finally:
+            owned.close()
+            release.join()
+    finally:
+        reader.wait(30)
+        if reader.stdout is not None:
+            reader.stdout.close()

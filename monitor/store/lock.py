@@ -32,6 +32,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -103,6 +104,19 @@ class DataDirClaim:
         self.release()
 
 
+def _lock_exclusive(fd: int, attempts: int = 20) -> bool:
+    """Take the exclusive lock; a reader's `find_daemon` probe holds a shared lock for
+    microseconds, so a failure is retried briefly before the directory counts as owned."""
+    for attempt in range(attempts):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if attempt + 1 < attempts:
+                time.sleep(0.05)
+    return False
+
+
 def claim_data_dir(data_dir: Path) -> DataDirClaim:
     """Take the data directory for this process; `StoreError` if a live daemon has it."""
     data_dir = Path(data_dir)
@@ -111,9 +125,7 @@ def claim_data_dir(data_dir: Path) -> DataDirClaim:
         fd = os.open(data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
         raise StoreError(f"cannot open lock file in {data_dir}: {exc.strerror}") from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not _lock_exclusive(fd):
         os.close(fd)
         owner = _read_info(data_dir)
         where = f" (pid {owner.pid}, {owner.url})" if owner else ""
@@ -202,19 +214,48 @@ class OwnedStore:
             self.claim.release()
 
 
+#: How long a starting daemon waits for chDB's own lock on the directory.
+OPEN_WAIT_S = 15.0
+
+
+def _open_when_free(settings: StoreSettings) -> EmbeddedStore:
+    """Open the embedded store, waiting out a reader that opened the directory itself.
+
+    A command run just before the daemon took its claim found no daemon and opened the
+    directory directly; chDB then refuses a second process until that reader closes its
+    session (one query, usually well under a second). Retried with backoff, then the
+    last error.
+    """
+    from monitor.store.embedded import EmbeddedStore
+
+    deadline = time.monotonic() + OPEN_WAIT_S
+    delay = 0.2
+    while True:
+        try:
+            return EmbeddedStore(settings.data_dir, settings.database, settings.ttl_days)
+        except StoreError as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning(
+                "embedded store busy, retrying",
+                extra={"data_dir": str(settings.data_dir), "delay_s": delay, "error": str(exc)},
+            )
+            time.sleep(delay)
+            delay = min(2.0, delay * 2)
+
+
 def own_embedded_store(settings: StoreSettings) -> OwnedStore:
     """Claim ``settings.data_dir``, open and migrate the store, serve it and publish the URL.
 
     The endpoint listens on ``settings.http_host:http_port`` (port 0: any free port) and
     checks ``username``/``password`` when a password is set.
     """
-    from monitor.store.embedded import EmbeddedStore
     from monitor.store.http_endpoint import serve_store
 
     claim = claim_data_dir(settings.data_dir)
     store: EmbeddedStore | None = None
     try:
-        store = EmbeddedStore(settings.data_dir, settings.database, settings.ttl_days)
+        store = _open_when_free(settings)
         store.migrate()
         endpoint = serve_store(
             store,
