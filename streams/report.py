@@ -2,9 +2,9 @@
 
 Read-only. While the worker runs it owns the embedded store, so `open_store` finds the
 daemon's HTTP endpoint through the lock file and reads through it; after the worker has
-stopped the same call opens the directory itself. Until the worker has taken the
-directory, the watcher reads nothing: opening it then would hold chDB's lock in this
-process and the starting worker could not open its store.
+stopped the same call opens the directory itself. A read that happens just before the
+worker claims the directory holds chDB's lock for a moment; the starting worker waits
+that out (`monitor.store.lock.own_embedded_store`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from monitor.config import Settings
 from monitor.errors import StoreError
 from monitor.store import open_store
 from monitor.store.base import Store
-from monitor.store.lock import find_daemon
 from monitor.store.schema import TABLES
 
 
@@ -34,19 +33,9 @@ class AlertWatcher:
         self.settings = settings
         self._seen: set[tuple[str, str]] = set()
 
-    def new_lines(self, *, worker_running: bool = True) -> list[str]:
-        """Formatted alerts not shown yet; empty while the store cannot be read (starting).
-
-        ``worker_running``: the store belongs to a worker, so read it only through the
-        worker's endpoint (once its lock file exists), never by opening the directory.
-        """
+    def new_lines(self) -> list[str]:
+        """Formatted alerts not shown yet; empty while the store cannot be read (starting)."""
         try:
-            if (
-                worker_running
-                and self.settings.store_backend == "embedded"
-                and find_daemon(self.settings.store.data_dir) is None
-            ):
-                return []
             store = open_store(self.settings)
         except StoreError:  # the worker is starting: nothing to read yet
             return []

@@ -200,7 +200,7 @@ def run_demo(settings: Settings, events: int, as_json: bool) -> int:
             status = _stop_worker(worker)
         if status != 0:
             raise VigilError(f"the worker stopped with status {status}; see {log_path}")
-        for line in alerts.new_lines(worker_running=False):
+        for line in alerts.new_lines():
             _say(as_json, line)
     report = stored_report(settings)
     report["elapsed_s"] = round(time.monotonic() - started, 1)
