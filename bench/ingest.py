@@ -42,7 +42,7 @@ from monitor.config import KafkaSettings, Settings, load_settings, write_setting
 from monitor.replay import replay_file
 from monitor.traffic import TrafficSpec, generate_lines
 from streams.admin import committed_offsets, ensure_topics
-from streams.batch_ingest import FETCH_PARTITION_BYTES
+from streams.batch_ingest import FETCH_OPTIONS
 from streams.broker import DevBroker
 from streams.produce import produce_lines
 
@@ -89,8 +89,7 @@ async def _raw_consume(settings: Settings, expected: int) -> float:
         enable_auto_commit=False,
         group_id=None,
         max_poll_records=settings.kafka.batch_max,
-        max_partition_fetch_bytes=FETCH_PARTITION_BYTES,
-        fetch_max_bytes=4 * FETCH_PARTITION_BYTES,
+        **FETCH_OPTIONS,
     )
     await consumer.start()
     try:

@@ -57,8 +57,13 @@ log = logging.getLogger("vigil.ingest")
 
 Offsets = dict[TopicPartition, int]
 
-#: Bytes fetched per partition per request: room for a full batch of typical events.
-FETCH_PARTITION_BYTES = 16 * 1024 * 1024
+#: Fetch sizes for aiokafka: 16 MiB per partition per request, room for a full batch of
+#: typical events (its 1 MiB default held batches to ~1,400 events, and every small batch
+#: costs a ClickHouse part). bench/ingest.py's raw baseline uses the same.
+FETCH_OPTIONS = {
+    "max_partition_fetch_bytes": 16 * 1024 * 1024,
+    "fetch_max_bytes": 64 * 1024 * 1024,
+}
 
 
 def _consumer(kafka: KafkaSettings) -> AIOKafkaConsumer:
@@ -82,10 +87,7 @@ def _consumer(kafka: KafkaSettings) -> AIOKafkaConsumer:
         rebalance_timeout_ms=int(max(30.0, session_s * 2) * 1000),
         request_timeout_ms=int(max(40.0, session_s * 2) * 1000),
         max_poll_records=kafka.batch_max,
-        # aiokafka's default fetch is 1 MiB per partition, ~1,400 typical events: batches
-        # then stay far below batch_max and every small batch costs a ClickHouse part.
-        max_partition_fetch_bytes=FETCH_PARTITION_BYTES,
-        fetch_max_bytes=4 * FETCH_PARTITION_BYTES,
+        **FETCH_OPTIONS,
         **options,
     )
 
