@@ -68,27 +68,22 @@ def test_replaying_the_same_file_twice_gives_identical_decisions(tmp_path: Path)
     assert first["rejected"] > 0
 
 
-def test_cli_replay_json_summary_counts_what_it_did(tmp_path: Path) -> None:
-    events = _write(tmp_path / "events.jsonl", 600, malformed=0.02)
-    env = {**os.environ, "VIGIL_LOG_LEVEL": "WARNING"}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "monitor.cli",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "replay",
-            str(events),
-            "--heuristics-only",
-            "--json",
-        ],
+def _cli_replay(data_dir: Path, events: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`vigil replay --heuristics-only` as a user runs it, in a child process."""
+    return subprocess.run(
+        [sys.executable, "-m", "monitor.cli", "--data-dir", str(data_dir), "replay",
+         str(events), "--heuristics-only", *extra],
         capture_output=True,
         text=True,
-        env=env,
+        env={**os.environ, "VIGIL_LOG_LEVEL": "WARNING"},
         timeout=300,
         check=False,
-    )
+    )  # fmt: skip
+
+
+def test_cli_replay_json_summary_counts_what_it_did(tmp_path: Path) -> None:
+    events = _write(tmp_path / "events.jsonl", 600, malformed=0.02)
+    done = _cli_replay(tmp_path / "data", events, "--json")
     assert done.returncode == 0, done.stderr
     summary = orjson.loads(done.stdout)
     lines = sum(1 for line in events.read_bytes().split(b"\n") if line.strip())
@@ -108,22 +103,7 @@ def test_cli_replay_json_summary_counts_what_it_did(tmp_path: Path) -> None:
 
 
 def test_replay_of_a_missing_file_is_one_clear_line(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "monitor.cli",
-            "--data-dir",
-            str(tmp_path / "data"),
-            "replay",
-            str(tmp_path / "nope.jsonl"),
-            "--heuristics-only",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = _cli_replay(tmp_path / "data", tmp_path / "nope.jsonl")
     assert done.returncode == 2
     assert "nope.jsonl" in done.stderr and "Traceback" not in done.stderr
 
