@@ -11,16 +11,18 @@ uses to prioritise events for the expensive scorers.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import jsonschema
+import msgspec
 import orjson
 
 from monitor.config import HeuristicsSettings
 from monitor.events import Event
-from monitor.scorers.jailbreak import JailbreakPatterns, contains_any
-from monitor.scorers.pii import find_pii
+from monitor.scorers.jailbreak import JailbreakPatterns, attack_text, contains_any
+from monitor.scorers.pii import find_pii, find_pii_many
+from monitor.scorers.scan import Joined
 
 #: Bump when a check's logic changes, so old and new rows stay distinguishable.
 CHECKS_VERSION = "h2"
@@ -56,9 +58,11 @@ _IGNORECASE_EXTRAS = ("\u0131", "\u017f")
 _BROAD_REFUSAL_HINTS = ("sorry", "can't", "cannot", "unable", "not able", "won't", "as an ai")
 
 
-@dataclass(slots=True)
-class CheckResult:
-    """The outcome of every heuristic check for one event."""
+class CheckResult(msgspec.Struct, kw_only=True, gc=False):
+    """The outcome of every heuristic check for one event.
+
+    A msgspec struct: one is built per event, at half a dataclass's cost. Untracked by
+    the garbage collector; it holds only strings, numbers and lists of strings."""
 
     response_chars: int
     empty: bool
@@ -69,13 +73,14 @@ class CheckResult:
     json_required: bool
     json_ok: bool
     json_error: str
-    pii_kinds: list[str] = field(default_factory=list)
-    jailbreak_kinds: list[str] = field(default_factory=list)
+    pii_kinds: list[str] = msgspec.field(default_factory=list)
+    jailbreak_kinds: list[str] = msgspec.field(default_factory=list)
     """Jailbreak / prompt-injection pattern kinds found in the prompt (see scorers.jailbreak)."""
 
-    failed: list[str] = field(init=False)
-    """Names of the failed checks, in a fixed order. Filled in once at construction: the
-    pipeline and the row builder both read it for every event."""
+    failed: list[str] = msgspec.field(default_factory=list)
+    """Names of the failed checks, in a fixed order. Derived from the fields above once,
+    at construction (a value passed in is replaced): the pipeline and the row builder
+    both read it for every event."""
 
     def __post_init__(self) -> None:
         names = []
@@ -98,6 +103,12 @@ class CheckResult:
         self.failed = names
 
 
+def _head(content: str) -> str:
+    """Where a refusal is looked for: the start of the answer, lower case, with the
+    typographic apostrophe as the ASCII one."""
+    return content[:_REFUSAL_WINDOW].replace("\u2019", "'").lower()
+
+
 class Heuristics:
     """The every-event checker, compiled once from `HeuristicsSettings`."""
 
@@ -117,12 +128,41 @@ class Heuristics:
         self._jailbreak = JailbreakPatterns(settings.jailbreak_patterns)
 
     def check(self, event: Event) -> CheckResult:
+        """Every check for one event."""
+        content = event.response.content
+        return self._result(
+            event,
+            self._is_refusal(_head(content)),
+            find_pii(content, self._pii_kinds) if self._pii_kinds else [],
+            self._jailbreak.find_in_messages(event.request.messages),
+        )
+
+    def check_many(self, events: Sequence[Event]) -> list[CheckResult]:
+        """`check` for each event of a batch, equal to it result by result.
+
+        The text scans (refusal hints, PII guards, jailbreak hints) each run once over the
+        batch's joined text (`monitor.scorers.scan`), which is what makes the every-event
+        checks cheap; the full checks run only on the few texts a scan flags.
+        """
+        contents = [event.response.content for event in events]
+        refusals = self._refusals([_head(content) for content in contents])
+        pii = (
+            find_pii_many(contents, self._pii_kinds) if self._pii_kinds else [[] for _ in contents]
+        )
+        jailbreaks = self._jailbreak.find_many(
+            [attack_text(event.request.messages) for event in events]
+        )
+        result = self._result
+        return [result(*args) for args in zip(events, refusals, pii, jailbreaks, strict=True)]
+
+    def _result(
+        self, event: Event, refusal: bool, pii_kinds: list[str], jailbreak_kinds: list[str]
+    ) -> CheckResult:
         s = self.settings
         response = event.response
         content = response.content
         chars = len(content)
         stripped_len = len(content.strip()) if chars < 4096 else chars
-        head = content[:_REFUSAL_WINDOW].replace("\u2019", "'").lower()
         json_required = event.route in self._validators
         json_ok, json_error = (
             self._check_json(event.route, content) if json_required else (True, "")
@@ -136,15 +176,29 @@ class Heuristics:
             response_chars=chars,
             empty=stripped_len < s.min_response_chars,
             truncated=response.finish_reason == "length",
-            refusal=self._is_refusal(head),
+            refusal=refusal,
             latency_slow=response.latency_ms is not None and response.latency_ms > s.latency_ms_max,
             too_long=chars > s.max_response_chars or too_many_tokens,
             json_required=json_required,
             json_ok=json_ok,
             json_error=json_error,
-            pii_kinds=find_pii(content, self._pii_kinds) if self._pii_kinds else [],
-            jailbreak_kinds=self._jailbreak.find_in_messages(event.request.messages),
+            pii_kinds=pii_kinds,
+            jailbreak_kinds=jailbreak_kinds,
         )
+
+    def _refusals(self, heads: list[str]) -> list[bool]:
+        """`_is_refusal` for each head; only heads a batch scan flags are searched."""
+        if self._custom_refusals:
+            return [self._is_refusal(head) for head in heads]
+        # The heads `_is_refusal` could call a refusal: those holding a hint, and those
+        # holding one of the two characters that send it down its broader path.
+        hits = [False] * len(heads)
+        joined = Joined(heads)
+        joined.containing(_REFUSAL_HINTS, hits)
+        if not joined.text.isascii():
+            joined.containing(_IGNORECASE_EXTRAS, hits)
+        is_refusal = self._is_refusal
+        return [hit and is_refusal(head) for head, hit in zip(heads, hits, strict=True)]
 
     def _is_refusal(self, head: str) -> bool:
         if self._custom_refusals:

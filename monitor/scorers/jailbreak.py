@@ -25,6 +25,7 @@ import numpy as np
 import orjson
 
 from monitor.errors import ConfigError
+from monitor.scorers.scan import Joined
 
 #: Built-in patterns by kind. The kind names become incident categories, so keep them stable.
 #: Gaps are bounded (``{0,40}`` within a sentence) so a pattern cannot run across a document.
@@ -127,9 +128,37 @@ class JailbreakPatterns:
         ]
 
     def find_in_messages(self, messages: Iterable[_Message]) -> list[str]:
-        """Kinds found in the messages whose role can carry an attack, joined by newlines."""
-        # The role test comes first so the other messages' text is never built.
-        return self.find("\n".join([m.text for m in messages if m.role in ATTACK_ROLES]))
+        """Kinds found in the messages whose role can carry an attack."""
+        return self.find(attack_text(messages))
+
+    def find_many(self, texts: Sequence[str]) -> list[list[str]]:
+        """`find` for each of ``texts``, with the hint test run once over the whole batch.
+
+        Only texts holding a hint go through `find` itself, so each result is exactly
+        ``find(text)``; the rest can match only hint-less (custom) patterns.
+        """
+        # Hints are lower case; the texts are lowered one by one because lower() can
+        # change a text's length (which the joined offsets must follow).
+        lowered = [text[:MAX_SCAN_CHARS].lower() for text in texts]
+        hits = [False] * len(texts)
+        Joined(lowered).containing(self._all_hints, hits)
+        unhinted = self._unhinted
+        return [
+            self.find(text)
+            if hit
+            else (
+                [kind for kind, regex in unhinted if regex.search(text[:MAX_SCAN_CHARS])]
+                if unhinted and text
+                else []
+            )
+            for text, hit in zip(texts, hits, strict=True)
+        ]
+
+
+def attack_text(messages: Iterable[_Message]) -> str:
+    """The text the patterns look at: the messages whose role can carry an attack, joined
+    by newlines (the role test comes first so the other messages' text is never built)."""
+    return "\n".join([m.text for m in messages if m.role in ATTACK_ROLES])
 
 
 def contains_any(text: str, needles: tuple[str, ...]) -> bool:
