@@ -228,6 +228,13 @@ def request_json(request: Request) -> str:
     return _ENCODE.encode(request).decode()
 
 
+def request_raw(request: Request) -> msgspec.Raw:
+    """`request_json` as a JSON object to embed in an encoded row: the store reads an
+    object into a String column as its text, which saves decoding it here and escaping
+    every quote in it (``input_format_json_read_objects_as_strings``)."""
+    return msgspec.Raw(_ENCODE.encode(request))
+
+
 def messages_json(request: Request) -> str:
     """Just the messages, as JSON text (what identifies a prompt for the judge's cache)."""
     return _ENCODE.encode({"messages": request.messages}).decode()

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
+import msgspec
 
 from monitor.config import Settings
 from monitor.errors import EventError, StoreError
@@ -32,18 +32,19 @@ from monitor.scorers.base import Job
 from monitor.scorers.heuristics import Heuristics
 from monitor.stages import Stage, now_iso
 from monitor.store import rows as R
-from monitor.store.base import LINE_OPTIONS, Encoded, Row, Rows, Store
+from monitor.store.base import Encoded, Row, Rows, Store
 
 log = logging.getLogger("vigil.pipeline")
 
 TimerFn = Callable[[datetime], Awaitable[None]]
 
 
-@dataclass(slots=True)
-class RawMessage:
+class RawMessage(msgspec.Struct, frozen=True, gc=False):
     """Bytes off the wire, with where they came from (for dead letters and tracing).
 
-    Not frozen: a frozen dataclass's __init__ costs 3x more, and one is made per message."""
+    A msgspec struct, made once per message: ~4x cheaper to build than a slots
+    dataclass, and untracked by the garbage collector (it holds only bytes and strings),
+    so a batch in flight adds nothing to each collection's work."""
 
     value: bytes
     source: str
@@ -237,22 +238,34 @@ class Pipeline:
         written (chDB and the HTTP client release the GIL); commits must stay in order.
         """
         started = time.perf_counter()
+        # A batch's events hold containers (message lists, metadata dicts) that live until
+        # the batch is encoded, so each young-generation collection in between walks tens
+        # of thousands of survivors (measured: 0.19 s of a 2.6 s, 100k-event replay). The
+        # hot path makes no reference cycles; collecting once the batch is done is enough.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return self._prepare(batch)
+        finally:
+            if enabled:
+                gc.enable()
+            self.summary.prepare_s += time.perf_counter() - started
+
+    def _prepare(self, batch: Sequence[RawMessage]) -> Prepared:
         now = now_iso()
         prepared = Prepared(now)
-        events_lines, checks_lines = prepared.events.lines, prepared.checks.lines
-        feedback_lines = prepared.feedback.lines
+        add_event, add_check = prepared.events.add, prepared.checks.add
         decision_rows, incident_rows = prepared.decisions, prepared.incidents
-        dumps, line = orjson.dumps, LINE_OPTIONS
         summary = self.summary
         summary.read += len(batch)
         latest = -math.inf  # event times as Unix seconds: cheaper to compare than datetimes
         earliest = math.inf
-        check = self.heuristics.check
         decide = self.sampler.decide
         stages = self.stages
+        events = []
         for message in batch:
             try:
-                event = parse_event(message.value)
+                events.append(parse_event(message.value))
             except EventError as exc:
                 summary.rejected[exc.reason] += 1
                 prepared.rejected.append(DeadLetter(message, exc.reason, exc.detail))
@@ -261,16 +274,13 @@ class Pipeline:
                         message.source, message.position, exc.reason, exc.detail, message.value, now
                     )
                 )
-                continue
-            result = check(event)
+        for event, result in zip(events, self.heuristics.check_many(events), strict=True):
             failed = result.failed
             at = event.ts.timestamp()
-            events_lines.append(dumps(R.event_values(event, at, now), option=line))
-            checks_lines.append(dumps(R.check_values(event, at, result), option=line))
+            add_event(R.event_values(event, at, now))
+            add_check(R.check_values(event, at, result))
             if event.feedback is not None:
-                feedback_lines.append(
-                    dumps(R.inline_feedback_values(event, at, now), option=line)
-                )
+                prepared.feedback.add(R.inline_feedback_values(event, at, now))
             for kind in result.pii_kinds:
                 incident_rows.append(R.incident_row(event, "pii", kind, 1.0, "heuristics", now))
             for kind in result.jailbreak_kinds:
@@ -291,7 +301,6 @@ class Pipeline:
         if latest > -math.inf:
             prepared.latest = datetime.fromtimestamp(latest, tz=UTC)
             prepared.earliest = datetime.fromtimestamp(earliest, tz=UTC)
-        summary.prepare_s += time.perf_counter() - started
         return prepared
 
     async def commit(self, prepared: Prepared) -> None:

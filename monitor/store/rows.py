@@ -6,7 +6,7 @@ import base64
 from datetime import datetime
 from typing import Any
 
-from monitor.events import Event, FeedbackEvent, request_json
+from monitor.events import Event, FeedbackEvent, request_json, request_raw
 from monitor.sampling import RANK, Decision
 from monitor.scorers.heuristics import CHECKS_VERSION, CheckResult
 
@@ -48,7 +48,8 @@ FEEDBACK_COLUMNS = ("event_id", "ts", "rating", "comment", "source", "received_a
 
 
 def event_values(event: Event, at: float, now: str) -> tuple[Any, ...]:
-    """One ``events`` row in `EVENT_COLUMNS` order (``at``: the event time, Unix seconds)."""
+    """One ``events`` row in `EVENT_COLUMNS` order (``at``: the event time, Unix seconds),
+    for `Encoded` (the request is a raw JSON object; `event_row` makes it a string)."""
     response = event.response
     shadow = event.shadow
     feedback = event.feedback
@@ -60,7 +61,7 @@ def event_values(event: Event, at: float, now: str) -> tuple[Any, ...]:
         event.model,
         event.model_version,
         event.prompt,
-        request_json(event.request),
+        request_raw(event.request),
         response.content,
         response.finish_reason or "",
         response.latency_ms,
@@ -110,7 +111,9 @@ def inline_feedback_values(event: Event, at: float, now: str) -> tuple[Any, ...]
 
 
 def event_row(event: Event, now: str) -> Row:
-    return dict(zip(EVENT_COLUMNS, event_values(event, _ts(event.ts), now), strict=True))
+    row = dict(zip(EVENT_COLUMNS, event_values(event, _ts(event.ts), now), strict=True))
+    row["request"] = request_json(event.request)
+    return row
 
 
 def check_row(event: Event, result: CheckResult) -> Row:
