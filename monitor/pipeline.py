@@ -32,7 +32,7 @@ from monitor.scorers.base import Job
 from monitor.scorers.heuristics import Heuristics
 from monitor.stages import Stage, now_iso
 from monitor.store import rows as R
-from monitor.store.base import Encoded, Row, Rows, Store
+from monitor.store.base import Encoded, Row, Rows, Store, encode_into
 
 log = logging.getLogger("vigil.pipeline")
 
@@ -254,7 +254,9 @@ class Pipeline:
     def _prepare(self, batch: Sequence[RawMessage]) -> Prepared:
         now = now_iso()
         prepared = Prepared(now)
-        add_event, add_check = prepared.events.add, prepared.checks.add
+        # The every-event rows are encoded inline (see `Encoded.add`): a method call per
+        # row costs as much as encoding it.
+        events_body, checks_body = prepared.events.body, prepared.checks.body
         decision_rows, incident_rows = prepared.decisions, prepared.incidents
         summary = self.summary
         summary.read += len(batch)
@@ -277,8 +279,10 @@ class Pipeline:
         for event, result in zip(events, self.heuristics.check_many(events), strict=True):
             failed = result.failed
             at = event.ts.timestamp()
-            add_event(R.event_values(event, at, now))
-            add_check(R.check_values(event, at, result))
+            encode_into(R.event_values(event, at, now), events_body, -1)
+            events_body.append(10)
+            encode_into(R.check_values(event, at, result), checks_body, -1)
+            checks_body.append(10)
             if event.feedback is not None:
                 prepared.feedback.add(R.inline_feedback_values(event, at, now))
             for kind in result.pii_kinds:
@@ -298,6 +302,7 @@ class Pipeline:
                 latest = at
             if at < earliest:
                 earliest = at
+        prepared.events.count = prepared.checks.count = len(events)
         if latest > -math.inf:
             prepared.latest = datetime.fromtimestamp(latest, tz=UTC)
             prepared.earliest = datetime.fromtimestamp(earliest, tz=UTC)

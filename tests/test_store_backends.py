@@ -12,7 +12,8 @@ import pytest
 
 from monitor.config import Settings
 from monitor.errors import StoreError
-from monitor.events import Event, parse_event, parse_feedback
+from monitor.events import Event, event_to_json, parse_event, parse_feedback, request_json
+from monitor.pipeline import Pipeline, RawMessage
 from monitor.sampling import Decision
 from monitor.scorers.heuristics import Heuristics
 from monitor.store import rows as R
@@ -73,6 +74,25 @@ def test_events_round_trip(any_store: Store) -> None:
         assert row["feedback_rating"] == (event.feedback.rating if event.feedback else None)
         assert row["metadata"] == {k: str(v) for k, v in event.metadata.items()}
         assert row["ts"] == event.ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def test_encoded_rows_store_what_dict_rows_store(any_store: Store, settings: Settings) -> None:
+    # The hot path's rows (tuples encoded into one buffer, the request embedded as a raw
+    # JSON object) must land exactly as the dict rows do, request text included.
+    events = make_events()
+    raw = [RawMessage(event_to_json(e), "test", str(i)) for i, e in enumerate(events)]
+    prepared = Pipeline(settings, any_store).prepare(raw)
+    assert len(prepared.events) == len(prepared.checks) == len(events)
+    any_store.insert("events", prepared.events)
+    columns = "event_id, request, response, metadata, latency_ms, feedback_rating"
+    encoded = fetch(any_store, "events", columns)
+    any_store.command(f"TRUNCATE TABLE {any_store.database}.events")
+    any_store.insert("events", [R.event_row(e, NOW) for e in events])
+    assert encoded == fetch(any_store, "events", columns)
+    by_id = {row["event_id"]: row for row in encoded}
+    for event in events:
+        assert by_id[event.event_id]["request"] == request_json(event.request)
+        assert orjson.loads(by_id[event.event_id]["request"])["messages"]
 
 
 def test_checks_and_scores_round_trip(any_store: Store, settings: Settings) -> None:
