@@ -33,6 +33,7 @@ from monitor.scorers.heuristics import Heuristics
 from monitor.stages import Stage, now_iso
 from monitor.store import rows as R
 from monitor.store.base import Encoded, Row, Rows, Store, encode_into
+from monitor.store.schema import INGEST_TABLE
 
 log = logging.getLogger("vigil.pipeline")
 
@@ -100,10 +101,10 @@ class Prepared:
 
     now: str
     rejected: list[DeadLetter] = field(default_factory=list)
-    # The three tables written for (nearly) every event are encoded straight from tuples;
-    # the rest are ordinary dict rows.
-    events: Encoded = field(default_factory=lambda: Encoded(R.EVENT_COLUMNS))
-    checks: Encoded = field(default_factory=lambda: Encoded(R.CHECK_COLUMNS))
+    # The rows written for (nearly) every event are encoded straight from tuples: `ingest`
+    # (the store copies each into `events` and `checks`) and inline feedback. The rest are
+    # ordinary dict rows.
+    ingest: Encoded = field(default_factory=lambda: Encoded(R.INGEST_COLUMNS))
     feedback: Encoded = field(default_factory=lambda: Encoded(R.FEEDBACK_COLUMNS))
     decisions: list[Row] = field(default_factory=list)
     incidents: list[Row] = field(default_factory=list)
@@ -114,8 +115,7 @@ class Prepared:
     @property
     def tables(self) -> dict[str, Rows]:
         return {
-            "events": self.events,
-            "checks": self.checks,
+            INGEST_TABLE: self.ingest,
             "feedback": self.feedback,
             "decisions": self.decisions,
             "incidents": self.incidents,
@@ -254,9 +254,9 @@ class Pipeline:
     def _prepare(self, batch: Sequence[RawMessage]) -> Prepared:
         now = now_iso()
         prepared = Prepared(now)
-        # The every-event rows are encoded inline (see `Encoded.add`): a method call per
-        # row costs as much as encoding it.
-        events_body, checks_body = prepared.events.body, prepared.checks.body
+        # The every-event row is encoded inline (see `Encoded.add`): a method call per row
+        # costs as much as encoding it.
+        ingest_body = prepared.ingest.body
         decision_rows, incident_rows = prepared.decisions, prepared.incidents
         summary = self.summary
         summary.read += len(batch)
@@ -279,10 +279,8 @@ class Pipeline:
         for event, result in zip(events, self.heuristics.check_many(events), strict=True):
             failed = result.failed
             at = event.ts.timestamp()
-            encode_into(R.event_values(event, at, now), events_body, -1)
-            events_body.append(10)
-            encode_into(R.check_values(event, at, result), checks_body, -1)
-            checks_body.append(10)
+            encode_into(R.ingest_values(event, at, now, result), ingest_body, -1)
+            ingest_body.append(10)
             if event.feedback is not None:
                 prepared.feedback.add(R.inline_feedback_values(event, at, now))
             for kind in result.pii_kinds:
@@ -302,7 +300,7 @@ class Pipeline:
                 latest = at
             if at < earliest:
                 earliest = at
-        prepared.events.count = prepared.checks.count = len(events)
+        prepared.ingest.count = len(events)
         if latest > -math.inf:
             prepared.latest = datetime.fromtimestamp(latest, tz=UTC)
             prepared.earliest = datetime.fromtimestamp(earliest, tz=UTC)
@@ -311,7 +309,7 @@ class Pipeline:
     async def commit(self, prepared: Prepared) -> None:
         """The I/O half of `process`: write durably, then advance event time and timers."""
         await self.write(prepared.tables)
-        self.summary.stored += len(prepared.events)
+        self.summary.stored += len(prepared.ingest)
         self.summary.feedback_stored += len(prepared.feedback)
         if self.origin is None:
             self.origin = prepared.earliest
@@ -361,8 +359,8 @@ class Pipeline:
 
     def _insert_all(self, todo: dict[str, Rows]) -> None:
         started = time.perf_counter()
-        # Events go last: a row in `events` means its checks and decisions are there too.
-        for name in sorted(todo, key=lambda t: t == "events"):
+        # Events go last: a row in `events` means its decisions and incidents are there too.
+        for name in sorted(todo, key=lambda t: t == INGEST_TABLE):
             self.store.insert(name, todo[name])
         self.summary.write_s += time.perf_counter() - started
 

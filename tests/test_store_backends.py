@@ -18,7 +18,7 @@ from monitor.sampling import Decision
 from monitor.scorers.heuristics import Heuristics
 from monitor.store import rows as R
 from monitor.store.base import Store
-from monitor.store.schema import TABLES
+from monitor.store.schema import INGEST_TABLE, TABLES, ingest_columns
 from monitor.store.server import ServerStore
 from monitor.traffic import TrafficSpec, generate_events
 
@@ -76,23 +76,33 @@ def test_events_round_trip(any_store: Store) -> None:
         assert row["ts"] == event.ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
-def test_encoded_rows_store_what_dict_rows_store(any_store: Store, settings: Settings) -> None:
-    # The hot path's rows (tuples encoded into one buffer, the request embedded as a raw
-    # JSON object) must land exactly as the dict rows do, request text included.
+def test_the_ingest_insert_stores_what_dict_rows_store(
+    any_store: Store, settings: Settings
+) -> None:
+    # The hot path inserts one encoded row per event into `ingest` (the request embedded
+    # as a raw JSON object) and the store's views copy it into `events` and `checks`: what
+    # lands must be exactly what the dict rows of each table store.
     events = make_events()
     raw = [RawMessage(event_to_json(e), "test", str(i)) for i, e in enumerate(events)]
     prepared = Pipeline(settings, any_store).prepare(raw)
-    assert len(prepared.events) == len(prepared.checks) == len(events)
-    any_store.insert("events", prepared.events)
-    columns = "event_id, request, response, metadata, latency_ms, feedback_rating"
-    encoded = fetch(any_store, "events", columns)
-    any_store.command(f"TRUNCATE TABLE {any_store.database}.events")
+    assert len(prepared.ingest) == len(events)
+    assert set(R.INGEST_COLUMNS) == set(ingest_columns())
+    any_store.insert(INGEST_TABLE, prepared.ingest)
+    kept = any_store.query(f"SELECT count() AS n FROM {any_store.database}.{INGEST_TABLE}")
+    assert kept == [{"n": 0}]  # engine Null: the views keep the rows
+    shown = {"events": "event_id, request, response, metadata, latency_ms, feedback_rating"}
+    shown["checks"] = "event_id, ts, route, checks_version, response_chars, refusal, failed"
+    via_ingest = {table: fetch(any_store, table, cols) for table, cols in shown.items()}
+    assert [len(rows) for rows in via_ingest.values()] == [len(events)] * 2
+    for table in shown:
+        any_store.command(f"TRUNCATE TABLE {any_store.database}.{table}")
+    heuristics = Heuristics(settings.heuristics)
     any_store.insert("events", [R.event_row(e, NOW) for e in events])
-    assert encoded == fetch(any_store, "events", columns)
-    by_id = {row["event_id"]: row for row in encoded}
-    for event in events:
-        assert by_id[event.event_id]["request"] == request_json(event.request)
-        assert orjson.loads(by_id[event.event_id]["request"])["messages"]
+    any_store.insert("checks", [R.check_row(e, heuristics.check(e)) for e in events])
+    assert via_ingest == {table: fetch(any_store, table, cols) for table, cols in shown.items()}
+    by_id = sorted(events, key=lambda e: e.event_id)
+    for row, event in zip(via_ingest["events"], by_id, strict=True):
+        assert row["request"] == request_json(event.request)
 
 
 def test_checks_and_scores_round_trip(any_store: Store, settings: Settings) -> None:

@@ -31,8 +31,9 @@ def _segment(event: Event) -> Row:
     }
 
 
-#: Column order of the per-event tables the hot path encodes directly (`Encoded` lines);
-#: the dict builders below are the same values zipped with these names.
+#: Columns of the per-event tables, in the order their value tuples use. The hot path
+#: encodes `ingest_values` (both rows at once) into `Encoded` lines; the dict builders
+#: below are the same values zipped with these names.
 EVENT_COLUMNS = (
     "event_id", "ts", "app", "route", "model", "model_version", "prompt", "request",
     "response", "finish_reason", "latency_ms", "prompt_tokens", "completion_tokens",
@@ -75,19 +76,16 @@ def event_values(event: Event, at: float, now: str) -> tuple[Any, ...]:
     )
 
 
-def check_values(event: Event, at: float, result: CheckResult) -> tuple[Any, ...]:
-    """One ``checks`` row in `CHECK_COLUMNS` order (``at``: the event time, Unix seconds)."""
-    response = event.response
+#: Columns of the one every-event insert (table ``ingest``, see monitor.store.schema):
+#: an ``events`` row followed by what only ``checks`` has.
+INGEST_COLUMNS = EVENT_COLUMNS + tuple(c for c in CHECK_COLUMNS if c not in EVENT_COLUMNS)
+
+
+def ingest_values(event: Event, at: float, now: str, result: CheckResult) -> tuple[Any, ...]:
+    """One ``ingest`` row in `INGEST_COLUMNS` order: the event and its checks."""
     return (
-        event.event_id,
-        at,
-        event.route,
-        event.model,
-        event.model_version,
+        *event_values(event, at, now),
         CHECKS_VERSION,
-        response.latency_ms,
-        response.prompt_tokens,
-        response.completion_tokens,
         result.response_chars,
         result.empty,
         result.truncated,
@@ -117,7 +115,9 @@ def event_row(event: Event, now: str) -> Row:
 
 
 def check_row(event: Event, result: CheckResult) -> Row:
-    return dict(zip(CHECK_COLUMNS, check_values(event, _ts(event.ts), result), strict=True))
+    values = ingest_values(event, _ts(event.ts), "", result)
+    row = dict(zip(INGEST_COLUMNS, values, strict=True))
+    return {name: row[name] for name in CHECK_COLUMNS}
 
 
 def decision_row(event: Event, decision: Decision, now: str) -> Row:
