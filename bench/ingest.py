@@ -2,7 +2,8 @@
 
 All in one run, on the same machine and the same topic:
 
-1. raw:    aiokafka reads the topic as fast as it can (no processing) - the baseline;
+1. raw:    aiokafka reads the topic as fast as it can (no processing) - the baseline the
+           issue names; confluent-kafka (librdkafka, the worker's client) is printed too;
 2. live:   a real `vigil worker` subprocess (heuristics on, model scorers off) consumes
            the same number of events through the ``--ingest`` path (kafka.ingest: batch,
            the default, or stream, the Faust agent); rate = events / (time until the group committed
@@ -42,7 +43,7 @@ from monitor.config import KafkaSettings, Settings, load_settings, write_setting
 from monitor.replay import replay_file
 from monitor.traffic import TrafficSpec, generate_lines
 from streams.admin import committed_offsets, ensure_topics
-from streams.batch_ingest import FETCH_OPTIONS
+from streams.batch_ingest import FETCH_OPTIONS, consumer_config
 from streams.broker import DevBroker
 from streams.produce import produce_lines
 
@@ -107,6 +108,26 @@ async def _raw_consume(settings: Settings, expected: int) -> float:
         return float(seen / (time.perf_counter() - started))
     finally:
         await consumer.stop()
+
+
+def _raw_consume_librdkafka(settings: Settings, expected: int) -> float:
+    """The same read with confluent-kafka (the client the worker uses), for reference."""
+    from confluent_kafka import Consumer
+
+    config = consumer_config(settings.kafka, **{"group.id": f"bench-raw-{time.time_ns()}"})
+    config.pop("logger")
+    consumer = Consumer(config)
+    consumer.subscribe([settings.kafka.events_topic])
+    try:
+        seen, started = 0, 0.0
+        while seen < expected:
+            got = len(consumer.consume(settings.kafka.batch_max, 1.0))
+            if got and not seen:
+                started = time.perf_counter()  # the clock starts once the group is joined
+            seen += got
+        return float(seen / (time.perf_counter() - started))
+    finally:
+        consumer.close()
 
 
 def _committed(settings: Settings) -> int:
@@ -236,6 +257,7 @@ def main() -> None:
         profile = _profile_text(root / "worker.prof") if args.profile else ""
 
         raw_rate = asyncio.run(_raw_consume(settings, sent + produced["sent"]))
+        raw_librdkafka = _raw_consume_librdkafka(settings, sent + produced["sent"])
 
         path = root / "events.jsonl"
         path.write_bytes(b"".join(line + b"\n" for line in main_lines))
@@ -246,8 +268,12 @@ def main() -> None:
     ratio = live_rate / raw_rate
     print(f"producer (kafka-python)    {produced['messages_per_s']:>10,.0f} events/s")
     print(f"raw consume (aiokafka)     {raw_rate:>10,.0f} events/s   baseline")
+    print(f"raw consume (librdkafka)   {raw_librdkafka:>10,.0f} events/s   for reference")
     print(f"end-to-end worker          {live_rate:>10,.0f} events/s   {ratio:.2f}x raw")
-    print(f"                           (ingest path: {args.ingest})")
+    print(
+        f"                           (ingest path: {args.ingest}; confluent-kafka;"
+        f" {live_rate / raw_librdkafka:.2f}x librdkafka's raw)"
+    )
     print("                           (target >= 20,000/s and >= 0.25x raw)")
     replay_rate = replay["events_per_s"]
     print(f"replay                     {replay_rate:>10,.0f} events/s   (target >= 50,000/s)")

@@ -53,7 +53,7 @@ class KafkaSettings(Section):
     batch_within_s: Positive = 0.5
     """...or whatever arrived within this many seconds, whichever comes first."""
     ingest: Literal["batch", "stream"] = "batch"
-    """How the worker reads the events topic. batch: whole fetches with aiokafka
+    """How the worker reads the events topic. batch: whole fetches with confluent-kafka
     (`streams.batch_ingest`), preparing batch N+1 while batch N is written; the default
     because Faust's per-message stream machinery costs ~190 us per message, which capped
     the worker at 3,959 events/s (0.02x raw consume) on a 2-core machine. stream: the

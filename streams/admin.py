@@ -1,8 +1,8 @@
 """Kafka administration with kafka-python: reachability, topic creation, client options.
 
-Every kafka-python and aiokafka exception that leaves this package is translated here
-(`kafka_errors`) into `BrokerError`, with a message that names the servers and says what
-failed.
+Every kafka-python, aiokafka and confluent-kafka exception that leaves this package is
+translated here (`kafka_errors`) into `BrokerError`, with a message that names the servers
+and says what failed.
 """
 
 from __future__ import annotations
@@ -46,13 +46,23 @@ def client_options(kafka: KafkaSettings) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def kafka_errors(what: str, where: str) -> Iterator[None]:
-    """Translate kafka-python and aiokafka errors into one-line `BrokerError`s: ``what``
-    failed at ``where``. (The two libraries have separate exception trees.)"""
+    """Translate kafka-python, aiokafka and confluent-kafka errors into one-line
+    `BrokerError`s: ``what`` failed at ``where``. (The libraries have separate exception
+    trees.)"""
     from aiokafka.errors import KafkaError as AioKafkaError
+    from confluent_kafka import KafkaError as ConfluentError
+    from confluent_kafka import KafkaException
     from kafka.errors import KafkaError
 
     try:
         yield
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args else None
+        if isinstance(error, ConfluentError):
+            name, detail = error.name(), error.str()
+        else:
+            name, detail = type(exc).__name__, _first_line(exc)
+        raise BrokerError(f"{what} at {where} failed: {name}: {detail}") from exc
     except (KafkaError, AioKafkaError) as exc:
         raise BrokerError(
             f"{what} at {where} failed: {type(exc).__name__}: {_first_line(exc)}"
@@ -163,7 +173,7 @@ def faust_group(kafka: KafkaSettings) -> str:
     """The consumer group of the Faust app (its id).
 
     With ``ingest: stream`` Faust reads both topics in ``group_id``. With ``ingest: batch``
-    the events topic is read by a plain aiokafka consumer in ``group_id``; a group cannot
+    the events topic is read by a plain (librdkafka) consumer in ``group_id``; a group cannot
     mix that consumer's assignor with Faust's own ("faust" protocol, rejected by Kafka as
     inconsistent), so the Faust app (feedback only) gets a group of its own.
     """

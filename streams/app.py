@@ -1,7 +1,7 @@
 """The Faust app: three topics, the feedback agent, and the events ingest. Kafka wiring only.
 
 Events are read by one of two paths (``kafka.ingest``): ``batch`` (default), a mode
-Service in this app that fetches whole batches with aiokafka (`streams.batch_ingest`),
+Service in this app that fetches whole batches with confluent-kafka (`streams.batch_ingest`),
 or ``stream``, the Faust ``noack_take`` agent below. Faust's per-message machinery costs
 ~190 us per message (measured: 3,959 events/s end-to-end vs 159,767 raw), fine for
 feedback, far too slow for events. Agents and the service hand raw bytes to a `Handlers`
