@@ -134,24 +134,18 @@ class JailbreakPatterns:
     def find_many(self, texts: Sequence[str]) -> list[list[str]]:
         """`find` for each of ``texts``, with the hint test run once over the whole batch.
 
-        Only texts holding a hint go through `find` itself, so each result is exactly
-        ``find(text)``; the rest can match only hint-less (custom) patterns.
+        Only texts holding a hint (or, with custom patterns, every text) go through `find`
+        itself, so each result is exactly ``find(text)``.
         """
         # Hints are lower case; the texts are lowered one by one because lower() can
         # change a text's length (which the joined offsets must follow).
         lowered = [text[:MAX_SCAN_CHARS].lower() for text in texts]
         hits = [False] * len(texts)
         Joined(lowered).containing(self._all_hints, hits)
-        unhinted = self._unhinted
+        # Without a hint only the hint-less (custom) patterns can match: `find` tries them.
+        find, unhinted = self.find, bool(self._unhinted)
         return [
-            self.find(text)
-            if hit
-            else (
-                [kind for kind, regex in unhinted if regex.search(text[:MAX_SCAN_CHARS])]
-                if unhinted and text
-                else []
-            )
-            for text, hit in zip(texts, hits, strict=True)
+            find(text) if hit or unhinted else [] for text, hit in zip(texts, hits, strict=True)
         ]
 
 
