@@ -28,7 +28,7 @@ Row = Mapping[str, Any]
 
 #: Insert settings both backends use:
 #: - accept RFC 3339 timestamps with offsets, and Unix times as numbers (hot-path rows);
-#: - read a JSON object given for a String column as its text: encoded ``events`` rows
+#: - read a JSON object given for a String column as its text: encoded ``ingest`` rows
 #:   embed the request JSON that way, unescaped (ClickHouse's default, spelled out because
 #:   the rows rely on it);
 #: - parse each insert on one thread: our inserts are a few MB, where parallel parsing
@@ -155,7 +155,7 @@ encode_into = msgspec.json.Encoder().encode_into
 class Encoded:
     """Rows already serialized as JSONCompactEachRow, values in ``columns`` order.
 
-    The per-event tables are built this way in the hot path: each row is a tuple encoded
+    The every-event rows are built this way in the hot path: each row is a tuple encoded
     straight onto the end of one buffer, instead of a dict per row that the insert then
     turns into a list and dumps (~4 us per event less, most of it under the GIL the
     pipeline needs).
@@ -167,7 +167,7 @@ class Encoded:
 
     def add(self, values: tuple[Any, ...]) -> None:
         """Append one row; ``values`` in ``columns`` order. (The pipeline's loop does the
-        same inline for its two every-event tables, and sets ``count`` once.)"""
+        same inline for its every-event ``ingest`` rows, and sets ``count`` once.)"""
         encode_into(values, self.body, -1)
         self.body.append(10)  # b"\n"
         self.count += 1
