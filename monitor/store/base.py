@@ -117,12 +117,6 @@ def _default(value: Any) -> Any:
 _OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE
 
 
-def json_each_row(rows: Sequence[Row]) -> bytes:
-    """Rows as JSONEachRow bytes (one JSON object a line)."""
-    dumps = orjson.dumps
-    return b"".join(dumps(row, default=_default, option=_OPTS) for row in rows)
-
-
 def json_compact_each_row(rows: Sequence[Row]) -> tuple[list[str], bytes]:
     """Rows as JSONCompactEachRow bytes (one JSON array a line) and the column names.
 
@@ -133,14 +127,16 @@ def json_compact_each_row(rows: Sequence[Row]) -> tuple[list[str], bytes]:
     columns = list(rows[0])
     width = len(columns)
     dumps = orjson.dumps
-    parts = []
+    # Each line is appended and dropped at once: a kept orjson result holds ~3 KB of
+    # slack (see `encode_into` below), which a list of them multiplies by the batch.
+    body = bytearray()
     for row in rows:
         if len(row) != width:
             raise ValueError(f"row has {len(row)} columns, expected {width}: {sorted(row)}")
-        parts.append(dumps(list(row.values()), default=_default, option=_OPTS))
+        body += dumps(list(row.values()), default=_default, option=_OPTS)
     if list(rows[-1]) != columns:
         raise ValueError("rows do not share one column order")
-    return columns, b"".join(parts)
+    return columns, bytes(body)
 
 
 # msgspec, not orjson, for the hot path: orjson sizes each result for the worst case and
