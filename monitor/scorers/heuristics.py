@@ -146,9 +146,7 @@ class Heuristics:
         """
         contents = [event.response.content for event in events]
         refusals = self._refusals([_head(content) for content in contents])
-        pii = (
-            find_pii_many(contents, self._pii_kinds) if self._pii_kinds else [[] for _ in contents]
-        )
+        pii = find_pii_many(contents, self._pii_kinds)  # no kinds wanted: all empty
         jailbreaks = self._jailbreak.find_many(
             [attack_text(event.request.messages) for event in events]
         )
