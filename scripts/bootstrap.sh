@@ -30,13 +30,20 @@ pip=("$venv/bin/python" -m pip --disable-pip-version-check)
 
 # llama-cpp-python compiles from source (about 8 minutes on 2 cores). Build the wheel once
 # per machine into a cache outside the checkout; every later venv (CI's fresh clone too) reuses it.
-wheels=${VIGIL_WHEEL_CACHE:-$HOME/.cache/vigil/wheels}
+# Portable CPU code (GGML_NATIVE=OFF: SSE4.2/AVX/AVX2/BMI2/FMA/F16C, no AVX-512 or AMX): a
+# native build uses every instruction the build machine advertises, and VMs here advertise
+# AMX that then traps (SIGILL in libggml-cpu on the first chat completion, seen 2026-11-26).
+# The cache folder is named after the flags, so a wheel built otherwise is never picked up.
+wheels=${VIGIL_WHEEL_CACHE:-$HOME/.cache/vigil/wheels}/llama-portable-avx2
 mkdir -p "$wheels"
 llama_pin=$(grep -o 'llama-cpp-python\[server\]==[0-9.]*' pyproject.toml | sed 's/.*==//')
 if ! ls "$wheels"/llama_cpp_python-"$llama_pin"-*.whl >/dev/null 2>&1; then
   echo "bootstrap: building llama-cpp-python $llama_pin once (about 8 minutes)" >&2
-  "${pip[@]}" wheel -q --no-deps -w "$wheels" "llama-cpp-python==$llama_pin"
+  CMAKE_ARGS="-DGGML_NATIVE=OFF" "${pip[@]}" wheel -q --no-deps --no-cache-dir -w "$wheels" \
+    "llama-cpp-python==$llama_pin"
 fi
+# The cached wheel replaces whatever build of the same version an older .venv holds.
+"${pip[@]}" install -q --no-deps --force-reinstall "$wheels"/llama_cpp_python-"$llama_pin"-*.whl
 
 # Everything else in ONE resolver pass, so faust-streaming's click<8.4 and the rest agree.
 "${pip[@]}" install -q --find-links "$wheels" -e ".[dev]"
