@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import logging
 import socket
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +19,7 @@ from monitor.pipeline import Pipeline, RawMessage
 from monitor.sampling import Decision
 from monitor.scorers.heuristics import Heuristics
 from monitor.store import rows as R
+from monitor.store import schema
 from monitor.store.base import Store
 from monitor.store.schema import INGEST_TABLE, TABLES, ingest_columns
 from monitor.store.server import ServerStore
@@ -191,6 +194,31 @@ def test_ttl_clause_uses_configured_days(any_store: Store, store_ttl_days: int) 
         ddl = any_store.query(f"SHOW CREATE TABLE {any_store.database}.{table}")[0]["statement"]
         assert f"TTL toDateTime(ts) + toIntervalDay({store_ttl_days})" in ddl
         assert "ReplacingMergeTree" in ddl
+
+
+def test_tables_every_batch_writes_take_their_merge_tuning(any_store: Store) -> None:
+    for table in ("events", "checks", "feedback", "decisions"):
+        ddl = any_store.query(f"SHOW CREATE TABLE {any_store.database}.{table}")[0]["statement"]
+        assert "merge_selector_base = 20" in ddl, ddl
+    ddl = any_store.query(f"SHOW CREATE TABLE {any_store.database}.scores")[0]["statement"]
+    assert "merge_selector_base" not in ddl
+
+
+def test_tuning_a_server_rejects_is_logged_and_migration_goes_on(
+    any_store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A setting this server does not know, as an older ClickHouse would answer for ours.
+    unknown = (("no_such_vigil_setting", "1"),)
+    tables = [replace(t, tuning=unknown) if t.name == "events" else t for t in TABLES]
+    monkeypatch.setattr(schema, "TABLES", tables)
+    with caplog.at_level(logging.WARNING, logger="vigil.store"):
+        any_store.migrate()
+    rejected = [r for r in caplog.records if r.getMessage() == "table tuning not applied"]
+    assert len(rejected) == 1
+    assert "no_such_vigil_setting" in rejected[0].statement  # type: ignore[attr-defined]
+    # The checks table's tuning, after the rejected one, was still applied.
+    ddl = any_store.query(f"SHOW CREATE TABLE {any_store.database}.checks")[0]["statement"]
+    assert "merge_selector_base = 20" in ddl
 
 
 def test_query_parameters_are_quoted(any_store: Store) -> None:

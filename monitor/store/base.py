@@ -12,9 +12,10 @@ quoted literals so both backends see identical text.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -23,6 +24,9 @@ import msgspec
 import orjson
 
 from monitor.errors import StoreError
+from monitor.store.schema import create_statements, tuning_statements
+
+log = logging.getLogger("vigil.store")
 
 Row = Mapping[str, Any]
 
@@ -65,6 +69,23 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release the connection or the embedded session."""
+
+
+def run_migration(run: Callable[[str], object], database: str, ttl_days: int) -> None:
+    """`Store.migrate` for any backend: ``run`` executes one statement.
+
+    Creation must succeed; tuning (`tuning_statements`) may fail on a server that does
+    not know a setting, which costs speed only, so it is logged and skipped.
+    """
+    for statement in create_statements(database, ttl_days):
+        run(statement)
+    for statement in tuning_statements(database):
+        try:
+            run(statement)
+        except StoreError as exc:
+            log.warning(
+                "table tuning not applied", extra={"statement": statement, "error": str(exc)[:300]}
+            )
 
 
 _PLACEHOLDER = re.compile(r"\{(\w+):([^}]+)\}")

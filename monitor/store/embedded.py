@@ -17,8 +17,7 @@ from typing import Any
 import orjson
 
 from monitor.errors import StoreError
-from monitor.store.base import INSERT_SETTINGS, Rows, insert_payload, render
-from monitor.store.schema import create_statements
+from monitor.store.base import INSERT_SETTINGS, Rows, insert_payload, render, run_migration
 
 _SETTINGS_CLAUSE = " SETTINGS " + ", ".join(f"{k}='{v}'" for k, v in INSERT_SETTINGS.items())
 
@@ -43,8 +42,7 @@ class EmbeddedStore:
     # -- the Store interface -----------------------------------------------------------
 
     def migrate(self) -> None:
-        for statement in create_statements(self.database, self.ttl_days):
-            self.raw(statement)
+        run_migration(self.raw, self.database, self.ttl_days)
 
     def insert(self, table: str, rows: Rows) -> None:
         if not rows:

@@ -17,8 +17,7 @@ from urllib.parse import unquote, urlsplit
 import orjson
 
 from monitor.errors import StoreError
-from monitor.store.base import INSERT_SETTINGS, Rows, insert_payload, render
-from monitor.store.schema import create_statements
+from monitor.store.base import INSERT_SETTINGS, Rows, insert_payload, render, run_migration
 
 log = logging.getLogger("vigil.store.server")
 
@@ -78,8 +77,7 @@ class ServerStore:
     # -- the Store interface -----------------------------------------------------------
 
     def migrate(self) -> None:
-        for statement in create_statements(self.database, self.ttl_days):
-            self.command(statement)
+        run_migration(self.command, self.database, self.ttl_days)
 
     def insert(self, table: str, rows: Rows) -> None:
         if not rows:
