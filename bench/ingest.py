@@ -42,7 +42,7 @@ import psutil
 from monitor.config import KafkaSettings, Settings, load_settings, write_settings_file
 from monitor.replay import replay_file
 from monitor.traffic import TrafficSpec, generate_lines
-from streams.admin import committed_offsets, ensure_topics
+from streams.admin import OffsetReader, ensure_topics
 from streams.batch_ingest import FETCH_OPTIONS, consumer_config
 from streams.broker import DevBroker
 from streams.produce import produce_lines
@@ -130,19 +130,23 @@ def _raw_consume_librdkafka(settings: Settings, expected: int) -> float:
         consumer.close()
 
 
-def _committed(settings: Settings) -> int:
-    return sum(
-        o for (t, _), o in committed_offsets(settings).items() if t == settings.kafka.events_topic
-    )
+def _committed(settings: Settings, offsets: OffsetReader) -> int:
+    return sum(o for (t, _), o in offsets.read().items() if t == settings.kafka.events_topic)
 
 
 def _wait_committed(
-    settings: Settings, target: int, worker: subprocess.Popen[bytes], log: Path
+    settings: Settings,
+    offsets: OffsetReader,
+    target: int,
+    worker: subprocess.Popen[bytes],
+    log: Path,
 ) -> float:
+    """When the worker's committed offset reached ``target``, polled every 50 ms (one
+    admin client for the whole run, so the observer takes little CPU from the worker)."""
     while True:
         if worker.poll() is not None:
             raise SystemExit(f"worker exited ({worker.returncode}):\n{log.read_text()[-2000:]}")
-        if _committed(settings) >= target:
+        if _committed(settings, offsets) >= target:
             return time.perf_counter()
         time.sleep(0.05)
 
@@ -169,7 +173,12 @@ def _rss_mb(process: subprocess.Popen[bytes]) -> float:
 
 
 def _memory_run(
-    settings: Settings, worker: subprocess.Popen[bytes], log: Path, minutes: float, already: int
+    settings: Settings,
+    offsets: OffsetReader,
+    worker: subprocess.Popen[bytes],
+    log: Path,
+    minutes: float,
+    already: int,
 ) -> dict[str, Any]:
     """Keep traffic flowing for ``minutes``; RSS after the first fifth vs at the end."""
     deadline = time.monotonic() + minutes * 60
@@ -178,7 +187,7 @@ def _memory_run(
     while time.monotonic() < deadline or len(samples) < 3:
         lines = _lines(10_000, prefix=f"mem{chunk}", seed=100 + chunk)
         total += produce_lines(settings, lines)["sent"]
-        _wait_committed(settings, total, worker, log)
+        _wait_committed(settings, offsets, total, worker, log)
         samples.append(_rss_mb(worker))
         chunk += 1
     base = samples[max(0, len(samples) // 5 - 1)]
@@ -245,13 +254,17 @@ def main() -> None:
         produced = produce_lines(settings, main_lines)
         worker = _start_worker(settings, root, root / "worker.prof" if args.profile else None)
         log = root / "worker.log"
+        offsets = OffsetReader(settings)
         try:
-            started = _wait_committed(settings, sent, worker, log)
-            first = _committed(settings)
-            done = _wait_committed(settings, sent + produced["sent"], worker, log)
+            started = _wait_committed(settings, offsets, sent, worker, log)
+            first = _committed(settings, offsets)
+            done = _wait_committed(settings, offsets, sent + produced["sent"], worker, log)
             live_rate = (sent + produced["sent"] - first) / (done - started)
-            memory = _memory_run(settings, worker, log, args.minutes, sent + produced["sent"])
+            memory = _memory_run(
+                settings, offsets, worker, log, args.minutes, sent + produced["sent"]
+            )
         finally:
+            offsets.close()
             worker.send_signal(signal.SIGTERM)
             worker.wait(120)
         profile = _profile_text(root / "worker.prof") if args.profile else ""

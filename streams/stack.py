@@ -30,7 +30,7 @@ import orjson
 from monitor.config import Settings, write_settings_file
 from monitor.errors import BrokerError, VigilError
 from monitor.traffic import TrafficSpec, demo_incidents, generate_events, generate_lines
-from streams.admin import committed_offsets
+from streams.admin import OffsetReader
 from streams.broker import DevBroker
 from streams.produce import produce_lines
 from streams.report import AlertWatcher, render_report, stored_report
@@ -137,22 +137,21 @@ def _wait_consumed(
     total = sum(ends.values())
     deadline = time.monotonic() + _DEMO_TIMEOUT_S
     last = -1
-    while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise BrokerError(f"the worker exited with status {worker.returncode}; see {log_path}")
-        committed = committed_offsets(settings)
-        done = 0
-        for key, end in ends.items():
-            topic, _, partition = key.rpartition(":")
-            done += min(committed.get((topic, int(partition)), 0), end)
-        if done != last:
-            _say(as_json, f"  stored and committed {done}/{total} messages")
-            last = done
-        for line in alerts.new_lines():
-            _say(as_json, line)
-        if done >= total:
-            return
-        time.sleep(1.0)
+    with OffsetReader(settings) as offsets:
+        while time.monotonic() < deadline:
+            if worker.poll() is not None:
+                raise BrokerError(
+                    f"the worker exited with status {worker.returncode}; see {log_path}"
+                )
+            done = offsets.consumed(ends)
+            if done != last:
+                _say(as_json, f"  stored and committed {done}/{total} messages")
+                last = done
+            for line in alerts.new_lines():
+                _say(as_json, line)
+            if done >= total:
+                return
+            time.sleep(1.0)
     raise BrokerError(f"the worker did not catch up within {_DEMO_TIMEOUT_S:.0f} s; see {log_path}")
 
 
