@@ -13,12 +13,37 @@ from monitor.config import Settings, load_settings, masked_dump
 from monitor.errors import VigilError
 
 
+def _common() -> argparse.ArgumentParser:
+    """Options every command takes, before or after its name (`vigil replay --data-dir d f`
+    and `vigil --data-dir d replay f` are the same); unset ones stay off the namespace."""
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    common.add_argument("--config", type=Path, help="YAML settings file (also $VIGIL_CONFIG)")
+    common.add_argument("--data-dir", type=Path, help="embedded store directory (store.data_dir)")
+    common.add_argument(
+        "--bootstrap-servers", help="Kafka bootstrap servers (kafka.bootstrap_servers)"
+    )
+    return common
+
+
+class _Commands:
+    """``add_parser`` that gives every (sub)command the common options."""
+
+    def __init__(self, action: Any, common: argparse.ArgumentParser) -> None:
+        self._action, self._common = action, common
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = self._action.add_parser(
+            name, parents=[self._common], **kwargs
+        )
+        return parser
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vigil", description="Monitor a fine-tuned LLM in production.")
-    p.add_argument("--config", type=Path, help="YAML settings file (also $VIGIL_CONFIG)")
-    p.add_argument("--data-dir", type=Path, help="embedded store directory (store.data_dir)")
-    p.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (kafka.bootstrap_servers)")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = _common()
+    p = argparse.ArgumentParser(
+        prog="vigil", description="Monitor a fine-tuned LLM in production.", parents=[common]
+    )
+    sub = _Commands(p.add_subparsers(dest="command", required=True, metavar="COMMAND"), common)
 
     sub.add_parser("up", help="embedded stack: dev broker + chDB + worker + HTTP endpoint")
     demo = sub.add_parser("demo", help="`up` plus generated traffic with incidents; prints alerts")
@@ -44,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--incidents", action="store_true", help="inject the demo's incidents")
 
     judge = sub.add_parser("judge", help="the LLM judge")
-    judge_sub = judge.add_subparsers(dest="judge_command", required=True)
+    judge_sub = _Commands(judge.add_subparsers(dest="judge_command", required=True), common)
     serve = judge_sub.add_parser("serve", help="serve a GGUF file as a local OpenAI-style judge")
     serve.add_argument("--model", type=Path, help="GGUF file (default: the bundled SmolLM2-135M)")
     serve.add_argument("--alias", help="model name clients use (default: the file name)")
@@ -63,7 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     drift.add_argument("--limit", type=int, default=100, help="most reports to list")
 
     baseline = sub.add_parser("baseline", help="the pinned drift reference")
-    baseline_sub = baseline.add_subparsers(dest="baseline_command", required=True)
+    baseline_sub = _Commands(
+        baseline.add_subparsers(dest="baseline_command", required=True), common
+    )
     pin = baseline_sub.add_parser("pin", help="pin a span of prompt embeddings as the reference")
     pin.add_argument("--from", dest="start", help="ISO time (default: --to - reference_minutes)")
     pin.add_argument("--to", dest="end", help="ISO time, exclusive (default: the latest embedding)")
@@ -82,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     config = sub.add_parser("config", help="settings")
-    config_sub = config.add_subparsers(dest="config_command", required=True)
+    config_sub = _Commands(config.add_subparsers(dest="config_command", required=True), common)
     show = config_sub.add_parser("show", help="print the effective settings, secrets masked")
     show.add_argument("--json", action="store_true")
     return p
@@ -90,9 +117,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    if args.data_dir is not None:
+    if getattr(args, "data_dir", None) is not None:
         out.setdefault("store", {})["data_dir"] = str(args.data_dir)
-    if args.bootstrap_servers:
+    if getattr(args, "bootstrap_servers", None):
         out.setdefault("kafka", {})["bootstrap_servers"] = args.bootstrap_servers
     if getattr(args, "heuristics_only", False):
         out.update({k: {"enabled": False} for k in ("judge", "toxicity", "embedding")})
@@ -185,7 +212,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings(args.config, _overrides(args))
+        settings = load_settings(getattr(args, "config", None), _overrides(args))
         from monitor.logs import setup_logging
 
         setup_logging(settings.log_level)

@@ -118,6 +118,18 @@ def test_cli_config_show_masks_and_bad_setting_is_one_line(tmp_path: Path) -> No
     assert "Traceback" not in bad.stderr
 
 
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_common_options_go_before_or_after_the_command(tmp_path: Path, where: str) -> None:
+    common = ["--data-dir", str(tmp_path / "d"), "--bootstrap-servers", "kafka.example:9092"]
+    command = ["config", "show", "--json"]
+    argv = common + command if where == "before" else command + common
+    shown = _vigil(*argv)
+    assert shown.returncode == 0, shown.stderr
+    data = orjson.loads(shown.stdout)
+    assert data["store"]["data_dir"] == str(tmp_path / "d")
+    assert data["kafka"]["bootstrap_servers"] == "kafka.example:9092"
+
+
 def test_settings_file_round_trips_secrets_for_a_worker(tmp_path: Path) -> None:
     from monitor.config import write_settings_file
 
