@@ -344,8 +344,9 @@ class AlertSettings(Section):
     """YAML file of alert rules; None: the built-in defaults."""
     every_minutes: Positive = 1.0
     """How often (event time) rules are evaluated."""
-    webhook_url: str = ""
-    """Generic JSON webhook for notifications (empty: none)."""
+    webhook_url: SecretStr = SecretStr("")
+    """Generic JSON webhook for notifications (empty: none). A secret: such URLs often
+    carry their token in the path or query (masked in `vigil config show`)."""
     slack_webhook_url: SecretStr = SecretStr("")
     """Slack-compatible incoming webhook (masked in `vigil config show`)."""
     notify_stdout: bool = True

@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from monitor.config import AlertSettings
 from monitor.notifiers import build_notifiers, deliver
@@ -144,7 +145,7 @@ def test_stdout_line_and_registry() -> None:
     line = out.getvalue().strip()
     assert line.startswith("[FIRING critical] helpfulness_drop [model_version=ckpt-2]")
     assert "examples: vigil alerts --examples abc123" in line
-    names = [n.name for n in build_notifiers(AlertSettings(webhook_url="http://127.0.0.1:1/x"))]
+    names = [n.name for n in build_notifiers(AlertSettings(webhook_url=SecretStr("http://127.0.0.1:1/x")))]
     assert names == ["stdout", "webhook"]
     assert build_notifiers(AlertSettings(notify_stdout=False)) == []
     assert safe_target("https://hooks.slack.com/services/T/B/SECRET") == "https://hooks.slack.com"

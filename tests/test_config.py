@@ -72,10 +72,15 @@ def test_unreadable_and_malformed_yaml(tmp_path: Path) -> None:
 
 
 def test_secrets_are_masked() -> None:
-    settings = Settings(store={"password": "hunter2"}, judge={"api_key": "sk-secret"})
+    settings = Settings(
+        store={"password": "hunter2"},
+        judge={"api_key": "sk-secret"},
+        alerts={"webhook_url": "https://hooks.example/T0K3N"},
+    )
     dumped = orjson.dumps(masked_dump(settings)).decode()
-    assert "hunter2" not in dumped and "sk-secret" not in dumped
+    assert "hunter2" not in dumped and "sk-secret" not in dumped and "T0K3N" not in dumped
     assert masked_dump(settings)["store"]["password"] == "********"
+    assert masked_dump(settings)["alerts"]["webhook_url"] == "********"
 
 
 def test_every_field_is_documented() -> None:

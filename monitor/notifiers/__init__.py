@@ -22,11 +22,8 @@ def _stdout(settings: AlertSettings) -> Notifier | None:
 def _webhook(settings: AlertSettings) -> Notifier | None:
     from monitor.notifiers.webhook import WebhookNotifier
 
-    return (
-        WebhookNotifier(settings.webhook_url, settings.notify_timeout_s)
-        if settings.webhook_url
-        else None
-    )
+    url = settings.webhook_url.get_secret_value()
+    return WebhookNotifier(url, settings.notify_timeout_s) if url else None
 
 
 def _slack(settings: AlertSettings) -> Notifier | None:
