@@ -25,7 +25,7 @@ from typing import IO
 
 import httpx
 
-from monitor.children import free_port, stop_process
+from monitor.children import free_port, interrupt_flag, stop_process
 from monitor.errors import JudgeError
 
 log = logging.getLogger("vigil.llama_server")
@@ -219,11 +219,11 @@ def serve(
     print(f"  VIGIL_JUDGE__STRUCTURED_OUTPUT=json_object_schema   (log: {server.log_path})")
     print("Ctrl-C stops it.", flush=True)
     try:
-        while server.running():
-            time.sleep(0.5)
+        with interrupt_flag() as interrupted:
+            while server.running():
+                if interrupted.wait(0.5):
+                    return 0
         print(f"server exited: {server.log_tail(400)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 0
     finally:
         server.stop()

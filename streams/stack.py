@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from monitor.children import interrupt_flag
 from monitor.config import Settings, write_settings_file
 from monitor.errors import BrokerError, VigilError
 from monitor.traffic import TrafficSpec, demo_incidents, generate_events, generate_lines
@@ -137,7 +138,8 @@ def _wait_consumed(
     total = sum(ends.values())
     deadline = time.monotonic() + _DEMO_TIMEOUT_S
     last = -1
-    with OffsetReader(settings) as offsets:
+    # Ctrl-C lands at the wait below, never inside `worker.poll()` (see `interrupt_flag`).
+    with OffsetReader(settings) as offsets, interrupt_flag() as interrupted:
         while time.monotonic() < deadline:
             if worker.poll() is not None:
                 raise BrokerError(
@@ -151,7 +153,8 @@ def _wait_consumed(
                 _say(as_json, line)
             if done >= total:
                 return
-            time.sleep(1.0)
+            if interrupted.wait(1.0):
+                raise KeyboardInterrupt
     raise BrokerError(f"the worker did not catch up within {_DEMO_TIMEOUT_S:.0f} s; see {log_path}")
 
 

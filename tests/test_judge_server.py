@@ -193,7 +193,11 @@ def test_empty_base_url_starts_and_stops_the_local_server(tmp_path: Path) -> Non
     assert not _alive(pid)
 
 
-def test_cli_judge_serve_serves_until_interrupted(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_cli_judge_serve_serves_until_interrupted(
+    tmp_path: Path, stop_signal: signal.Signals
+) -> None:
+    # Ctrl-C and a service manager's SIGTERM both stop the server and exit 0.
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "monitor.cli", "judge", "serve", "--port", str(port)],
@@ -208,7 +212,7 @@ def test_cli_judge_serve_serves_until_interrupted(tmp_path: Path) -> None:
         assert f"VIGIL_JUDGE__BASE_URL=http://127.0.0.1:{port}/v1" in proc.stdout.readline()
         models = httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=30).json()
         assert models["data"][0]["id"] == "smollm2-135m-instruct"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop_signal)
         assert proc.wait(timeout=120) == 0
         assert not _alive(child)
     finally:
