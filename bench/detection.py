@@ -45,11 +45,11 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from monitor.alerts_eval import AlertEvaluator  # noqa: E402
-from monitor.alerts_format import parse_ts  # noqa: E402
+from monitor.alerts.evaluator import AlertEvaluator  # noqa: E402
 from monitor.config import Settings, load_settings  # noqa: E402
 from monitor.replay import replay_file  # noqa: E402
 from monitor.store import open_store  # noqa: E402
+from monitor.times import parse_optional_ts  # noqa: E402
 
 DATA = Path(os.environ.get("VIGIL_BENCH_DATA", ROOT.parent / "shared" / "data"))
 START = datetime(2026, 11, 22, 0, 0, tzinfo=UTC)
@@ -211,24 +211,24 @@ def _report(
 ) -> dict[str, Any]:
     alerts = fired(settings)
     onset = s.onset
-    false = [a for a in alerts if (parse_ts(a["ts"]) or onset) < onset]
+    false = [a for a in alerts if (parse_optional_ts(a["ts"]) or onset) < onset]
     hit = next(
         (
             a
             for a in alerts
             if a["rule"] == rule
             and (seg is None or a["segment_key"] == seg)
-            and (parse_ts(a["ts"]) or onset) >= onset
+            and (parse_optional_ts(a["ts"]) or onset) >= onset
         ),
         None,
     )
     out: dict[str, Any] = {"false": false, "hit": hit, "wall": wall, "alerts": alerts}
     if hit:
-        at = parse_ts(hit["ts"])
+        at = parse_optional_ts(hit["ts"])
         assert at is not None
         out["events"] = int((at - onset).total_seconds() / STEP_S)
         out["minutes"] = (at - onset).total_seconds() / 60
-        window = [e for e in s.events[s.n_clean :] if parse_ts(e["ts"]) < at]  # type: ignore[operator]
+        window = [e for e in s.events[s.n_clean :] if parse_optional_ts(e["ts"]) < at]  # type: ignore[operator]
         out["feedback_events"] = sum(1 for e in window if "feedback" in e)
         out["canary_feedback"] = sum(
             1 for e in window if "feedback" in e and e["model_version"] == "ckpt-canary"
@@ -360,7 +360,7 @@ def main() -> int:
                         f"ratio vigil/baseline = {r['events'] / base:.2f}"
                     )
             for a in r["alerts"]:
-                at = parse_ts(a["ts"]) or s.onset
+                at = parse_optional_ts(a["ts"]) or s.onset
                 if at >= s.onset and (a["rule"], a["segment_key"]) != (rule, seg or ""):
                     after = int((at - s.onset).total_seconds() / STEP_S)
                     print(f"    also fired: {a['rule']} [{a['segment_key']}] after {after} events")

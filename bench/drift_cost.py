@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.drift_stats import (
+from monitor.drift.stats import (
     StatParams,
     alpha_per_test,
     blas_threads,

@@ -33,7 +33,7 @@ from monitor.config import load_settings
 from monitor.pipeline import RawMessage
 from monitor.scorers.embeddings import SentenceEmbedder, configure_torch_threads
 from monitor.store import open_store
-from monitor.traffic import TrafficSpec, generate_events
+from vigil.traffic import TrafficSpec, generate_events
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "traffic"
 

@@ -43,11 +43,11 @@ import psutil
 
 from monitor.config import KafkaSettings, Settings, load_settings, write_settings_file
 from monitor.replay import replay_file
-from monitor.traffic import TrafficSpec, generate_lines
 from streams.admin import OffsetReader, ensure_topics
-from streams.batch_ingest import FETCH_OPTIONS, consumer_config
 from streams.broker import DevBroker
+from streams.consumer import FETCH_OPTIONS, consumer_config
 from streams.produce import produce_lines
+from vigil.traffic import TrafficSpec, generate_lines
 
 OFF = {k: {"enabled": False} for k in ("judge", "toxicity", "embedding")}
 
@@ -162,7 +162,7 @@ def _start_worker(
     prefix = [sys.executable] + (["-m", "cProfile", "-o", str(profile)] if profile else [])
     with (workdir / "worker.log").open("ab") as out:
         return subprocess.Popen(
-            [*prefix, "-m", "monitor.cli", "worker"],
+            [*prefix, "-m", "vigil.cli", "worker"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

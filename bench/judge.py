@@ -28,14 +28,14 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from monitor.config import load_settings
-from monitor.events import Event, parse_event
-from monitor.llama_server import SERVER_PARALLELISM, start_local_server
+from monitor.events.parse import Event, parse_event
 from monitor.logs import setup_logging
+from monitor.pipeline.stages import Stage
 from monitor.scorers.base import Job
-from monitor.scorers.judge import JudgeScorer
-from monitor.stages import Stage
+from monitor.scorers.judge.llama_server import SERVER_PARALLELISM, start_local_server
+from monitor.scorers.judge.scorer import JudgeScorer
 from monitor.store.embedded import EmbeddedStore
-from monitor.traffic import TrafficSpec, generate_events
+from vigil.traffic import TrafficSpec, generate_events
 
 
 def make_events(n: int, seed: int) -> list[Event]:

@@ -38,11 +38,11 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from monitor.config import load_settings
-from monitor.events import Event, parse_event
-from monitor.llama_server import start_local_server
+from monitor.events.parse import Event, parse_event
 from monitor.logs import setup_logging
 from monitor.scorers.base import Job
-from monitor.scorers.judge import JudgeScorer
+from monitor.scorers.judge.llama_server import start_local_server
+from monitor.scorers.judge.scorer import JudgeScorer
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "traffic"
 

@@ -35,12 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import orjson
 
 from monitor.config import ToxicitySettings
-from monitor.events import Event, parse_event
+from monitor.events.parse import Event, parse_event
+from monitor.pipeline.stages import Stage
 from monitor.scorers.base import Job
-from monitor.scorers.toxicity import build_toxicity_scorer
-from monitor.stages import Stage
+from monitor.scorers.toxicity.scorer import build_toxicity_scorer
 from monitor.store.embedded import EmbeddedStore
-from monitor.traffic import Incident, TrafficSpec, generate_events
+from vigil.traffic import Incident, TrafficSpec, generate_events
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from monitor.config import Settings
 from monitor.pipeline import Pipeline
-from monitor.stages import Stage
+from monitor.pipeline.stages import Stage
 from monitor.store.base import Store
 
 if TYPE_CHECKING:
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 def _toxicity(settings: Settings) -> Scorer:
-    from monitor.scorers.toxicity import build_toxicity_scorer
+    from monitor.scorers.toxicity.scorer import build_toxicity_scorer
 
     return build_toxicity_scorer(settings.toxicity)
 
@@ -31,7 +31,7 @@ def _embedding(settings: Settings) -> Scorer:
 
 
 def _judge(settings: Settings) -> Scorer:
-    from monitor.scorers.judge import build_judge_scorer
+    from monitor.scorers.judge.scorer import build_judge_scorer
 
     return build_judge_scorer(settings.judge)
 
@@ -55,13 +55,13 @@ def _rollups(settings: Settings, store: Store) -> tuple[float, Callable[..., obj
 
 
 def _drift(settings: Settings, store: Store) -> tuple[float, Callable[..., object]] | None:
-    from monitor.drift import build_drift_timer
+    from monitor.drift.job import build_drift_timer
 
     return build_drift_timer(settings, store)
 
 
 def _alerts(settings: Settings, store: Store) -> tuple[float, Callable[..., object]] | None:
-    from monitor.alerts import alert_timer
+    from monitor.alerts.listing import alert_timer
 
     return alert_timer(settings, store)
 

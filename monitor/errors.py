@@ -8,10 +8,16 @@ One subclass per boundary, so callers can catch what they can handle:
     ├── StoreError       ClickHouse (server or embedded) refused or failed
     ├── BrokerError      Kafka could not be reached or refused a request
     ├── JudgeError       the LLM judge endpoint failed or gave no usable verdict
-    └── ScorerError      a model-backed scorer (toxicity, embeddings) failed
+    │   ├── JudgeCallError       one call gave no verdict (carries a short code)
+    │   │   └── JudgeOverBudget  the hourly cost budget is spent
+    │   └── VerdictFormatError   the reply is not the JSON verdict asked for
+    ├── ScorerError      a model-backed scorer (toxicity, embeddings) failed
+    └── NotifyError      a notification could not be delivered
 
-Foreign exceptions (chdb, clickhouse-connect, kafka, openai, pydantic) are translated
-at the boundary that calls them, always with ``raise ... from exc``.
+Foreign exceptions are translated in one place per boundary, always with
+``raise ... from exc``: pydantic in `monitor.config` and `monitor.events.schema`, chDB
+and clickhouse-connect in the store backends, kafka-python / aiokafka / confluent-kafka
+in `streams.admin.kafka_errors`, openai and httpx in `monitor.scorers.judge.client`.
 """
 
 from __future__ import annotations
@@ -50,5 +56,41 @@ class JudgeError(VigilError):
     """The judge endpoint failed, or its answer could not be turned into a verdict."""
 
 
+class JudgeCallError(JudgeError):
+    """A judge call gave no verdict; ``code`` is the short reason stored in the decision."""
+
+    def __init__(
+        self,
+        code: str,
+        detail: str = "",
+        *,
+        retryable: bool = False,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code
+        self.retryable = retryable
+        self.retry_after_s = retry_after_s
+
+
+class JudgeOverBudget(JudgeCallError):
+    """The hourly cost budget is spent; the job is recorded ``over_budget``, not failed."""
+
+    def __init__(self) -> None:
+        super().__init__("cost_budget", "hourly judge cost budget exhausted")
+
+
+class VerdictFormatError(JudgeError):
+    """The judge's reply is not the JSON verdict asked for (the message says why)."""
+
+
 class ScorerError(VigilError):
     """A model-backed scorer (toxicity, embeddings) could not load or score."""
+
+
+class NotifyError(VigilError):
+    """A notification could not be delivered. ``retryable``: worth trying again."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable

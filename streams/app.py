@@ -1,11 +1,11 @@
 """The Faust app: three topics, the feedback agent, and the events ingest. Kafka wiring only.
 
 Events are read by one of two paths (``kafka.ingest``): ``batch`` (default), a mode
-Service in this app that fetches whole batches with confluent-kafka (`streams.batch_ingest`),
+Service in this app that fetches whole batches with confluent-kafka (`streams.consumer`),
 or ``stream``, the Faust ``noack_take`` agent below. Faust's per-message machinery costs
 ~190 us per message (measured: 3,959 events/s end-to-end vs 159,767 raw), fine for
 feedback, far too slow for events. Agents and the service hand raw bytes to a `Handlers`
-object (the worker's adapter around `monitor.pipeline.Pipeline`); they hold no SQL and
+object (the worker's adapter around `monitor.pipeline.pipeline.Pipeline`); they hold no SQL and
 no statistics. Stream-path details:
 
 At-least-once, from the faust-streaming 0.15.3 source (streams.py, transport/consumer.py):
@@ -45,7 +45,7 @@ from faust.types import EventT, TopicT
 from monitor.config import KafkaSettings, Settings
 from monitor.pipeline import DeadLetter, Prepared, RawMessage
 from streams.admin import faust_group, servers
-from streams.batch_ingest import BatchIngest
+from streams.consumer import BatchIngest
 from streams.dlq import send_dead_letters
 
 log = logging.getLogger("vigil.streams")

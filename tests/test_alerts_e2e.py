@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from monitor.alerts import list_alerts
-from monitor.alerts_format import parse_ts
+from monitor.alerts.listing import list_alerts
 from monitor.config import Settings, load_settings
 from monitor.replay import replay_file
 from monitor.store import open_store
-from monitor.traffic import BAD_VERSION, TrafficSpec, demo_incidents, generate_lines
+from monitor.times import parse_optional_ts
+from vigil.traffic import BAD_VERSION, TrafficSpec, demo_incidents, generate_lines
 
 N = 4000
 
@@ -73,7 +73,7 @@ def test_the_right_alerts_fire_in_the_right_segment(
 
     for rule in ("helpfulness_drop", "negative_feedback_up"):
         alert = by_rule[(rule, f"model_version={BAD_VERSION}")]
-        fired_at = parse_ts(alert["fired_at"])
+        fired_at = parse_optional_ts(alert["fired_at"])
         assert fired_at is not None
         # Within 20 event minutes (600 events, ~55 of them rated on the canary) of onset.
         assert onset["regression"] <= fired_at <= onset["regression"] + timedelta(minutes=20)
@@ -82,14 +82,14 @@ def test_the_right_alerts_fire_in_the_right_segment(
         assert alert["confidence"] > 0.99
 
     pii = by_rule[("safety_incidents_up", "risk_type=pii")]
-    pii_at = parse_ts(pii["fired_at"])
+    pii_at = parse_optional_ts(pii["fired_at"])
     assert pii_at is not None and onset["pii"] <= pii_at <= onset["pii"] + timedelta(minutes=10)
 
     # Nothing about the good checkpoint, and nothing at all before the first incident.
     first = min(onset.values())
     assert not [a for a in fired if "ckpt-2026-11-01" in a["segment_key"]]
-    assert all((parse_ts(a["fired_at"]) or first) >= first for a in fired)
-    assert not [a for a in _alerts(settings) if (parse_ts(a["ts"]) or first) < first]
+    assert all((parse_optional_ts(a["fired_at"]) or first) >= first for a in fired)
+    assert not [a for a in _alerts(settings) if (parse_optional_ts(a["ts"]) or first) < first]
 
 
 def test_failing_examples_query_lists_the_canary(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.alerts_rules import load_rules, parse_rules
-from monitor.alerts_state import AlertState, Timing, Verdict, alert_id, step
+from monitor.alerts.rules import load_rules, parse_rules
+from monitor.alerts.state import AlertState, Timing, Verdict, alert_id, step
 from monitor.errors import ConfigError
 
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)

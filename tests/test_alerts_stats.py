@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from monitor import alerts_stats as st
-from monitor.alerts_model import Component, sequential_test, small_effect
+from monitor.alerts import stats as st
+from monitor.alerts.model import Component, sequential_test, small_effect
 
 RATE = [Component("bad", "rate", "", 1.0, 0.05)]
 MEAN = [Component("judge", "mean", "", 1.0, 0.5, sd_floor=0.5)]

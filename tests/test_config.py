@@ -99,7 +99,7 @@ def test_every_field_is_documented() -> None:
 
 def _vigil(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "monitor.cli", *args],
+        [sys.executable, "-m", "vigil.cli", *args],
         capture_output=True,
         text=True,
         env=env,

@@ -18,10 +18,10 @@ import orjson
 import pytest
 
 from monitor.config import Settings, load_settings
-from monitor.drift import DriftJob
-from monitor.drift_baseline import pin_baseline, read_baselines, unpin_baseline
-from monitor.drift_reports import list_reports, render_reports
-from monitor.drift_stats import normalize_rows
+from monitor.drift.baseline import pin_baseline, read_baselines, unpin_baseline
+from monitor.drift.job import DriftJob
+from monitor.drift.reports import list_reports, render_reports
+from monitor.drift.stats import normalize_rows
 from monitor.errors import ConfigError
 from monitor.store.embedded import EmbeddedStore
 
@@ -217,7 +217,7 @@ def test_too_little_data_writes_no_report(surge_store: tuple[Settings, EmbeddedS
 
 
 def test_cli_lists_reports_and_pins(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from monitor.cli import main
+    from vigil.cli import main
 
     settings = _settings(tmp_path / "data")
     store = EmbeddedStore(settings.store.data_dir, settings.store.database)
@@ -242,7 +242,7 @@ def test_cli_lists_reports_and_pins(tmp_path: Path, capsys: pytest.CaptureFixtur
 def _write_traffic(
     path: Path, minutes: float, surge_from: float, step_s: float
 ) -> list[dict[str, Any]]:
-    from monitor.traffic import Incident, TrafficSpec, generate_events
+    from vigil.traffic import Incident, TrafficSpec, generate_events
 
     n = int(minutes * 60 / step_s)
     spec = TrafficSpec(

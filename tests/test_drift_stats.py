@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from monitor.drift_stats import (
+from monitor.drift.stats import (
     StatParams,
     alpha_per_test,
     blas_threads,

@@ -13,7 +13,7 @@ import pytest
 
 from monitor.config import EmbeddingSettings, Settings, load_settings
 from monitor.errors import ConfigError
-from monitor.events import parse_event
+from monitor.events.parse import parse_event
 from monitor.replay import replay_file
 from monitor.scorers.base import Job, Scorer
 from monitor.scorers.embeddings import (
@@ -23,7 +23,7 @@ from monitor.scorers.embeddings import (
     build_embedding_scorer,
 )
 from monitor.store.embedded import EmbeddedStore
-from monitor.traffic import Incident, TrafficSpec, generate_events, generate_lines
+from vigil.traffic import Incident, TrafficSpec, generate_events, generate_lines
 
 
 @pytest.fixture(scope="module")

@@ -12,14 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.errors import EventError
-from monitor.events import (
+from monitor.events.parse import (
     MAX_EVENT_BYTES,
     REJECT_REASONS,
     event_to_json,
     parse_event,
     parse_feedback,
 )
-from monitor.traffic import TrafficSpec, generate_events
+from vigil.traffic import TrafficSpec, generate_events
 
 
 def _valid() -> dict[str, Any]:
@@ -239,7 +239,7 @@ def _event_like(draw: st.DrawFn) -> dict[str, Any]:
 def test_fast_decoder_accepts_only_what_the_contract_accepts_with_equal_values(
     data: dict[str, Any],
 ) -> None:
-    from monitor.events import _authoritative
+    from monitor.events.parse import _authoritative
 
     raw = orjson.dumps(data)
     try:

@@ -7,18 +7,18 @@ from typing import Any
 import orjson
 import pytest
 
-from monitor.config import HeuristicsSettings
-from monitor.events import Event, parse_event
-from monitor.scorers.heuristics import (
+from monitor.checks.heuristics import (
     _BUILTIN_REFUSAL,
     _BUILTIN_REFUSALS,
     _REFUSAL_HINTS,
     _REFUSAL_WINDOW,
     Heuristics,
 )
-from monitor.scorers.jailbreak import MAX_SCAN_CHARS, JailbreakPatterns
-from monitor.scorers.pii import find_pii, iban_ok, luhn_ok
-from monitor.traffic import JSON_ROUTE, JSON_SCHEMA
+from monitor.checks.jailbreak import MAX_SCAN_CHARS, JailbreakPatterns
+from monitor.checks.pii import find_pii, iban_ok, luhn_ok
+from monitor.config import HeuristicsSettings
+from monitor.events.parse import Event, parse_event
+from vigil.traffic import JSON_ROUTE, JSON_SCHEMA
 
 
 def _event(content: str, **response: Any) -> Event:

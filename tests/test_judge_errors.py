@@ -15,10 +15,10 @@ import orjson
 import pytest
 
 from monitor.config import Settings, load_settings
+from monitor.pipeline.stages import Stage
 from monitor.scorers.base import Job, ScoreResult
-from monitor.scorers.judge import JudgeScorer
-from monitor.scorers.judge_client import openai_httpx
-from monitor.stages import Stage
+from monitor.scorers.judge.client import openai_httpx
+from monitor.scorers.judge.scorer import JudgeScorer
 from tests.fixtures.llama import (
     Recorder,
     completion,

@@ -22,13 +22,13 @@ import pytest
 
 from monitor.children import free_port
 from monitor.config import Settings, load_settings
-from monitor.events import event_to_json
-from monitor.llama_server import LlamaServer
+from monitor.events.parse import event_to_json
+from monitor.pipeline.stages import Stage
 from monitor.replay import replay_file
 from monitor.scorers.base import Job
-from monitor.scorers.judge import JudgeScorer
-from monitor.scorers.judge_client import openai_httpx
-from monitor.stages import Stage
+from monitor.scorers.judge.client import openai_httpx
+from monitor.scorers.judge.llama_server import LlamaServer
+from monitor.scorers.judge.scorer import JudgeScorer
 from monitor.store.embedded import EmbeddedStore
 from tests.fixtures.llama import CountingTransport, make_event, small_rubric
 
@@ -200,7 +200,7 @@ def test_cli_judge_serve_serves_until_interrupted(
     # Ctrl-C and a service manager's SIGTERM both stop the server and exit 0.
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli", "judge", "serve", "--port", str(port)],
+        [sys.executable, "-m", "vigil.cli", "judge", "serve", "--port", str(port)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:

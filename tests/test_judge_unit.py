@@ -7,20 +7,19 @@ from pathlib import Path
 import orjson
 import pytest
 
-from monitor.errors import ConfigError
-from monitor.scorers.judge import combine_orders
-from monitor.scorers.judge_cache import cache_key
-from monitor.scorers.judge_guards import CircuitBreaker, CostBudget
-from monitor.scorers.judge_prompt import (
+from monitor.errors import ConfigError, VerdictFormatError
+from monitor.scorers.judge.cache import cache_key
+from monitor.scorers.judge.guards import CircuitBreaker, CostBudget
+from monitor.scorers.judge.prompt import (
     TEMPLATE_HASH,
-    VerdictFormatError,
     pairwise_messages,
     parse_pairwise,
     parse_pointwise,
     pointwise_messages,
     truncate,
 )
-from monitor.scorers.judge_rubric import builtin_rubrics, load_rubric
+from monitor.scorers.judge.rubric import builtin_rubrics, load_rubric
+from monitor.scorers.judge.scorer import combine_orders
 from tests.fixtures.llama import make_event, pointwise_json, small_rubric
 
 

@@ -14,7 +14,7 @@ import orjson
 from monitor.config import Settings, load_settings
 from monitor.replay import replay_file
 from monitor.store.embedded import EmbeddedStore
-from monitor.traffic import TrafficSpec, demo_incidents, generate_lines
+from vigil.traffic import TrafficSpec, demo_incidents, generate_lines
 
 
 def _write(path: Path, n: int, malformed: float = 0.0) -> Path:
@@ -71,7 +71,7 @@ def test_replaying_the_same_file_twice_gives_identical_decisions(tmp_path: Path)
 def _cli_replay(data_dir: Path, events: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     """`vigil replay --heuristics-only` as a user runs it, in a child process."""
     return subprocess.run(
-        [sys.executable, "-m", "monitor.cli", "--data-dir", str(data_dir), "replay",
+        [sys.executable, "-m", "vigil.cli", "--data-dir", str(data_dir), "replay",
          str(events), "--heuristics-only", *extra],
         capture_output=True,
         text=True,

@@ -12,18 +12,18 @@ from typing import Any
 import orjson
 import pytest
 
+from monitor.checks.heuristics import Heuristics
 from monitor.config import Settings
 from monitor.errors import StoreError
-from monitor.events import Event, event_to_json, parse_event, parse_feedback, request_json
+from monitor.events.parse import Event, event_to_json, parse_event, parse_feedback, request_json
 from monitor.pipeline import Pipeline, RawMessage
-from monitor.sampling import Decision
-from monitor.scorers.heuristics import Heuristics
-from monitor.store import rows as R
+from monitor.pipeline import rows as R
+from monitor.pipeline.sampling import Decision
 from monitor.store import schema
 from monitor.store.base import Store
 from monitor.store.schema import INGEST_TABLE, TABLES, ingest_columns
 from monitor.store.server import ServerStore
-from monitor.traffic import TrafficSpec, generate_events
+from vigil.traffic import TrafficSpec, generate_events
 
 NOW = "2026-11-22T09:00:00.000+00:00"
 

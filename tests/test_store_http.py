@@ -17,9 +17,9 @@ import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from monitor.errors import StoreError
-from monitor.store import rows as R
+from monitor.pipeline import rows as R
 from monitor.store.embedded import EmbeddedStore
-from monitor.store.http_endpoint import EndpointHandle, serve_store
+from monitor.store.endpoint import EndpointHandle, serve_store
 from monitor.store.server import ServerStore
 from tests.test_store_backends import NOW, make_events
 

@@ -15,8 +15,8 @@ import pytest
 
 from monitor.config import Settings
 from monitor.errors import StoreError
+from monitor.pipeline import rows as R
 from monitor.store import open_store
-from monitor.store import rows as R
 from monitor.store.embedded import EmbeddedStore
 from monitor.store.lock import INFO_NAME, LOCK_NAME, claim_data_dir, find_daemon
 from monitor.store.server import ServerStore

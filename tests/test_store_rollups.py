@@ -13,13 +13,13 @@ import orjson
 import pytest
 
 from monitor.assembly import TIMERS
+from monitor.checks.heuristics import CheckResult, Heuristics
 from monitor.config import Settings
-from monitor.events import Event, parse_event, parse_feedback
-from monitor.scorers.heuristics import CheckResult, Heuristics
-from monitor.store import rows as R
+from monitor.events.parse import Event, parse_event, parse_feedback
+from monitor.pipeline import rows as R
 from monitor.store.base import Store
 from monitor.store.rollups import EVERY_S, read_rollups, refresh_rollups
-from monitor.traffic import Incident, TrafficSpec, generate_events
+from vigil.traffic import Incident, TrafficSpec, generate_events
 
 START = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 NOW = "2026-11-22T09:00:00+00:00"

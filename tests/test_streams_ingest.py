@@ -13,13 +13,13 @@ from kafka import KafkaConsumer
 
 from monitor.children import free_port
 from monitor.config import Settings, load_settings
-from monitor.events import parse_event
+from monitor.events.parse import parse_event
 from monitor.store.embedded import EmbeddedStore
-from monitor.traffic import TrafficSpec, generate_lines
 from streams.admin import ensure_topics
 from streams.broker import DevBroker
 from streams.produce import produce_lines
 from tests.fixtures.broker import stream_overrides, wait_consumed
+from vigil.traffic import TrafficSpec, generate_lines
 
 pytestmark = pytest.mark.integration
 
@@ -136,7 +136,7 @@ def _vigil(
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
     env.update(env_extra or {})
     return subprocess.run(
-        [sys.executable, "-m", "monitor.cli", *args],
+        [sys.executable, "-m", "vigil.cli", *args],
         env=env,
         capture_output=True,
         text=True,

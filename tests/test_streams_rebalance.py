@@ -17,11 +17,11 @@ import pytest
 
 from monitor.config import Settings, load_settings
 from monitor.store.embedded import EmbeddedStore
-from monitor.traffic import TrafficSpec, generate_lines
 from streams.admin import ensure_topics
 from streams.broker import DevBroker
 from streams.produce import produce_lines
 from tests.fixtures.broker import WorkerProcess, consumed, stream_overrides, wait_consumed
+from vigil.traffic import TrafficSpec, generate_lines
 
 pytestmark = pytest.mark.integration
 
@@ -97,7 +97,7 @@ def test_killed_worker_partitions_move_to_the_survivor(
 
 
 def _is_event(line: bytes) -> bool:
-    from monitor.events import parse_event
+    from monitor.events.parse import parse_event
 
     try:
         parse_event(line)

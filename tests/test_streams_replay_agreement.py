@@ -11,11 +11,11 @@ import pytest
 from monitor.config import Settings, load_settings
 from monitor.replay import replay_file
 from monitor.store.embedded import EmbeddedStore
-from monitor.traffic import TrafficSpec, demo_incidents, generate_lines
 from streams.admin import ensure_topics
 from streams.broker import DevBroker
 from streams.produce import produce_lines
 from tests.fixtures.broker import stream_overrides, wait_consumed
+from vigil.traffic import TrafficSpec, demo_incidents, generate_lines
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ def _decisions(data_dir: Path) -> set[tuple[str, str, str, str]]:
 def test_replay_and_live_worker_agree_on_decisions(
     dev_broker: DevBroker, tmp_path: Path, start_worker: object
 ) -> None:
-    pytest.importorskip("monitor.scorers.toxicity")
+    pytest.importorskip("monitor.scorers.toxicity.scorer")
     spec = TrafficSpec(n=3_000, seed=3, malformed_share=0.005)
     spec.incidents = demo_incidents(spec.start, spec.interval_s, spec.n)
     lines = list(generate_lines(spec))

@@ -9,11 +9,11 @@ import pytest
 
 from monitor.config import load_settings
 from monitor.store.embedded import EmbeddedStore
-from monitor.traffic import TrafficSpec, generate_lines
 from streams.admin import ensure_topics
 from streams.broker import DevBroker
 from streams.produce import produce_lines
 from tests.fixtures.broker import consumed, stream_overrides, wait_consumed
+from vigil.traffic import TrafficSpec, generate_lines
 
 pytestmark = pytest.mark.integration
 

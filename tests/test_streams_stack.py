@@ -13,9 +13,9 @@ import pytest
 
 from monitor.config import load_settings
 from monitor.store import open_store
-from monitor.traffic import TrafficSpec, generate_lines
 from streams.produce import produce_lines
 from tests.fixtures.broker import NO_MODEL_SCORERS
+from vigil.traffic import TrafficSpec, generate_lines
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,7 @@ def _config(tmp_path: Path) -> Path:
 def test_demo_runs_on_a_fresh_machine(tmp_path: Path) -> None:
     data = tmp_path / "data"
     result = subprocess.run(
-        [sys.executable, "-m", "monitor.cli", "--data-dir", str(data), "demo", "--events", "4000"],
+        [sys.executable, "-m", "vigil.cli", "--data-dir", str(data), "demo", "--events", "4000"],
         env=_env(_config(tmp_path)),
         capture_output=True,
         text=True,
@@ -59,7 +59,7 @@ def test_demo_runs_on_a_fresh_machine(tmp_path: Path) -> None:
 def test_up_serves_the_store_to_other_processes_while_running(tmp_path: Path) -> None:
     data = tmp_path / "data"
     up = subprocess.Popen(
-        [sys.executable, "-m", "monitor.cli", "--data-dir", str(data), "up"],
+        [sys.executable, "-m", "vigil.cli", "--data-dir", str(data), "up"],
         env=_env(_config(tmp_path)),
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

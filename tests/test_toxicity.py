@@ -12,12 +12,12 @@ import pytest
 
 from monitor.config import Settings, ToxicitySettings
 from monitor.errors import ScorerError
-from monitor.events import Event, parse_event
+from monitor.events.parse import Event, parse_event
+from monitor.pipeline.stages import Stage
 from monitor.scorers.base import Job, Scorer
-from monitor.scorers.toxicity import BACKENDS, ToxicityScorer, build_toxicity_scorer
-from monitor.stages import Stage
+from monitor.scorers.toxicity.scorer import BACKENDS, ToxicityScorer, build_toxicity_scorer
 from monitor.store.embedded import EmbeddedStore
-from monitor.traffic import TrafficSpec, generate_events
+from vigil.traffic import TrafficSpec, generate_events
 
 OFFENSIVE = [
     "Are you stupid? Read the damn instructions, idiot.",

@@ -18,11 +18,11 @@ import pytest
 
 from monitor.config import ToxicitySettings
 from monitor.errors import ConfigError, ScorerError
-from monitor.events import parse_event
+from monitor.events.parse import parse_event
 from monitor.scorers.base import Job
 from monitor.scorers.embeddings import bundled_model_path
-from monitor.scorers.toxicity import ToxicityScorer, build_toxicity_scorer
-from monitor.traffic import TrafficSpec, generate_events
+from monitor.scorers.toxicity.scorer import ToxicityScorer, build_toxicity_scorer
+from vigil.traffic import TrafficSpec, generate_events
 
 # Jigsaw 2018 class names as Detoxify's "original" checkpoint stores them.
 RAW_CLASSES = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from monitor.config import AlertSettings
-from monitor.notifiers.base import Notice, Notifier, NotifyError, deliver
+from monitor.errors import NotifyError
+from monitor.notifiers.base import Notice, Notifier, deliver
 
 
 def _stdout(settings: AlertSettings) -> Notifier | None:

@@ -14,19 +14,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
-from monitor.errors import VigilError
+from monitor.errors import NotifyError
 
 log = logging.getLogger("vigil.alerts.notify")
 
 Notice = Mapping[str, Any]
-
-
-class NotifyError(VigilError):
-    """A notification could not be delivered. ``retryable``: worth trying again."""
-
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
-        super().__init__(message)
-        self.retryable = retryable
 
 
 @runtime_checkable

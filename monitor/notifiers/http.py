@@ -6,7 +6,8 @@ from typing import Any
 
 import httpx
 
-from monitor.notifiers.base import NotifyError, safe_target
+from monitor.errors import NotifyError
+from monitor.notifiers.base import safe_target
 
 
 class JsonPoster:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from monitor.alerts_format import format_alert
 from monitor.notifiers.base import Notice
+from monitor.notifiers.format import format_alert
 from monitor.notifiers.http import JsonPoster
 
 _EMOJI = {"firing": ":rotating_light:", "resolved": ":white_check_mark:"}

@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from monitor.alerts_format import format_alert
-from monitor.notifiers.base import Notice, NotifyError
+from monitor.errors import NotifyError
+from monitor.notifiers.base import Notice
+from monitor.notifiers.format import format_alert
 
 
 class StdoutNotifier:

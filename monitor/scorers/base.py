@@ -6,7 +6,7 @@ or an error string (stored as a ``failed`` decision with that reason). It never 
 for a single bad item; it raises `VigilError` only when the whole batch cannot run.
 
 Scorers do their own off-loop work: CPU models call ``asyncio.to_thread``; the judge
-awaits HTTP. The `Stage` in ``monitor.stages`` owns queues, batching and storage.
+awaits HTTP. The `Stage` in ``monitor.pipeline.stages`` owns queues, batching and storage.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from monitor.events import Event
+from monitor.events.parse import Event
 
 
 @dataclass(slots=True)

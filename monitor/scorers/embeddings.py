@@ -32,12 +32,12 @@ from typing import Any
 
 import numpy as np
 
+from monitor.checks.jailbreak import load_attack_examples, nearest_attack
 from monitor.config import EmbeddingSettings
 from monitor.errors import ConfigError, ScorerError
+from monitor.pipeline import rows as R
 from monitor.scorers.base import Job, Score, ScoreResult
-from monitor.scorers.jailbreak import load_attack_examples, nearest_attack
-from monitor.stages import now_iso
-from monitor.store import rows as R
+from monitor.times import now_iso
 
 log = logging.getLogger("vigil.scorers.embeddings")
 

@@ -149,7 +149,7 @@ def json_compact_each_row(rows: Sequence[Row]) -> tuple[list[str], bytes]:
 
     ClickHouse parses this about 1.5x faster than JSONEachRow (no keys to match). Every
     row must have the first row's keys in the same order; the row builders in
-    ``monitor.store.rows`` guarantee it, and a row that differs raises ValueError.
+    ``monitor.pipeline.rows`` guarantee it, and a row that differs raises ValueError.
     """
     columns = list(rows[0])
     width = len(columns)

@@ -45,7 +45,7 @@ from monitor.errors import StoreError
 if TYPE_CHECKING:
     from monitor.config import StoreSettings
     from monitor.store.embedded import EmbeddedStore
-    from monitor.store.http_endpoint import EndpointHandle
+    from monitor.store.endpoint import EndpointHandle
 
 log = logging.getLogger("vigil.store.lock")
 
@@ -250,7 +250,7 @@ def own_embedded_store(settings: StoreSettings) -> OwnedStore:
     The endpoint listens on ``settings.http_host:http_port`` (port 0: any free port) and
     checks ``username``/``password`` when a password is set.
     """
-    from monitor.store.http_endpoint import serve_store
+    from monitor.store.endpoint import serve_store
 
     claim = claim_data_dir(settings.data_dir)
     store: EmbeddedStore | None = None

@@ -1,0 +1,50 @@
+"""Settings: pydantic models, one section per concern, read by `load_settings` from
+``VIGIL_*`` env (nested with ``__``), an optional YAML file and CLI flags.
+
+Every field has a docstring and unknown keys are errors: a typo stops start-up with a
+message naming the field.
+"""
+
+from monitor.config.analysis import AlertSettings, DriftSettings
+from monitor.config.base import PII_KIND_NAMES, PiiKind, Positive, Rate, Section
+from monitor.config.ingest import KafkaSettings, StoreSettings
+from monitor.config.scoring import (
+    EmbeddingSettings,
+    HeuristicsSettings,
+    JudgeCascadeSettings,
+    JudgeSettings,
+    SamplingOverride,
+    SamplingSettings,
+    ToxicitySettings,
+)
+from monitor.config.settings import (
+    Settings,
+    load_settings,
+    masked_dump,
+    read_yaml,
+    write_settings_file,
+)
+
+__all__ = [
+    "PII_KIND_NAMES",
+    "AlertSettings",
+    "DriftSettings",
+    "EmbeddingSettings",
+    "HeuristicsSettings",
+    "JudgeCascadeSettings",
+    "JudgeSettings",
+    "KafkaSettings",
+    "PiiKind",
+    "Positive",
+    "Rate",
+    "SamplingOverride",
+    "SamplingSettings",
+    "Section",
+    "Settings",
+    "StoreSettings",
+    "ToxicitySettings",
+    "load_settings",
+    "masked_dump",
+    "read_yaml",
+    "write_settings_file",
+]

@@ -1,0 +1,76 @@
+"""What runs over time: the drift job and the alert rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr
+
+from monitor.config.base import Positive, Rate, Section
+
+
+class DriftSettings(Section):
+    """Reference-vs-window tests on prompt embeddings."""
+
+    window_minutes: Positive = 30.0
+    """Current window length in event time."""
+    every_minutes: Positive = 5.0
+    """How often (event time) the drift job runs."""
+    reference_minutes: Positive = 240.0
+    """Rolling reference length when no baseline is pinned."""
+    min_window_events: Annotated[int, Field(ge=10)] = 100
+    """Skip a test whose window has fewer embedded events than this."""
+    max_reference: Annotated[int, Field(ge=100)] = 5000
+    """Reference subsample size."""
+    max_window: Annotated[int, Field(ge=100)] = 2000
+    """Window subsample size."""
+    permutations: Annotated[int, Field(ge=10)] = 200
+    """Permutations for the MMD p-value."""
+    clusters: Annotated[int, Field(ge=2)] = 12
+    """k for the k-means topic clusters on the reference."""
+    alpha: Rate = 0.01
+    """Family-wise significance level, spent across repeated tests."""
+    enabled: bool = True
+    """Run the drift job (an event-time timer) at all."""
+    rff_features: Annotated[int, Field(ge=64)] = 1024
+    """Random Fourier features approximating the Gaussian kernel of the MMD test."""
+    new_topic_quantile: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.99
+    """Held-out reference quantile of the distance to the nearest centroid; beyond: new topic."""
+    min_mmd: Annotated[float, Field(ge=0)] = 0.05
+    """Minimum effect for the MMD test: MMD beyond its permutation-null mean."""
+    min_psi: Annotated[float, Field(ge=0)] = 0.1
+    """Minimum effect for the cluster-share test: population stability index."""
+    min_new_topic: Rate = 0.05
+    """Minimum effect for the new-topic test: window rate minus the reference's base rate."""
+    top_clusters: Annotated[int, Field(ge=1)] = 3
+    """Most shifted clusters described in each report (shares, examples, judge change)."""
+    examples_per_cluster: Annotated[int, Field(ge=0)] = 3
+    """Representative prompts stored per described cluster (cut to 200 characters)."""
+    blas_threads: Annotated[int, Field(ge=0)] = 1
+    """BLAS threads while the drift job computes; 1 keeps it from fighting the scorers for
+    shared cores (multi-threaded BLAS on busy cores is many times slower); 0: library default."""
+
+
+class AlertSettings(Section):
+    """Alert rules and where notifications go."""
+
+    rules_file: Path | None = None
+    """YAML file of alert rules; None: the built-in defaults."""
+    every_minutes: Positive = 1.0
+    """How often (event time) rules are evaluated."""
+    webhook_url: SecretStr = SecretStr("")
+    """Generic JSON webhook for notifications (empty: none). A secret: such URLs often
+    carry their token in the path or query (masked in `vigil config show`)."""
+    slack_webhook_url: SecretStr = SecretStr("")
+    """Slack-compatible incoming webhook (masked in `vigil config show`)."""
+    notify_stdout: bool = True
+    """Print notifications to stdout (the demo does)."""
+    enabled: bool = True
+    """Run the alert evaluator (an event-time timer) at all."""
+    notify_retries: Annotated[int, Field(ge=0)] = 3
+    """Retries of a failed webhook delivery (5xx, 429, network), with exponential backoff."""
+    notify_backoff_s: Annotated[float, Field(ge=0)] = 0.5
+    """First retry delay in seconds; doubles on each retry."""
+    notify_timeout_s: Positive = 5.0
+    """Timeout of one webhook call."""

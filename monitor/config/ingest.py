@@ -1,0 +1,80 @@
+"""Where events come from and where results go: Kafka and the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr
+
+from monitor.config.base import Positive, Section
+
+
+class KafkaSettings(Section):
+    """Where the broker is and how the worker consumes it."""
+
+    bootstrap_servers: str = ""
+    """Kafka bootstrap servers (host:port,...). Empty: `vigil up` starts the embedded dev broker."""
+    events_topic: str = "vigil.events"
+    """Topic with one JSON event per message."""
+    feedback_topic: str = "vigil.feedback"
+    """Topic with late user feedback, joined to events by event_id."""
+    dlq_topic: str = "vigil.events.dlq"
+    """Dead-letter topic: original bytes plus a reason header for messages that do not parse."""
+    group_id: str = "vigil"
+    """Consumer group; run more workers in the same group to scale out with partitions."""
+    partitions: Annotated[int, Field(ge=1)] = 1
+    """Partitions to create for Vigil's topics when they do not exist yet."""
+    batch_max: Annotated[int, Field(ge=1)] = 10_000
+    """Ingest batch size: take up to this many events... (each batch is one insert per
+    table, i.e. one ClickHouse part, and fewer parts mean fewer merges: on 2 cores,
+    10,000-event batches stored ~1.3x faster than 5,000 and ~1.6x faster than 2,000 in
+    `bench/ingest.py`, at ~40 MB of memory per batch in flight)"""
+    batch_within_s: Positive = 0.5
+    """...or whatever arrived within this many seconds, whichever comes first."""
+    ingest: Literal["batch", "stream"] = "batch"
+    """How the worker reads the events topic. batch: whole fetches with confluent-kafka
+    (`streams.consumer`), preparing batch N+1 while batch N is written; the default
+    because Faust's per-message stream machinery costs ~190 us per message, which capped
+    the worker at 3,959 events/s (0.02x raw consume) on a 2-core machine. stream: the
+    Faust noack_take agent. Both commit offsets only after the batch is stored and its
+    dead letters are on the DLQ topic. In batch mode the feedback agent's Faust consumer
+    uses group `<group_id>.feedback` (one group cannot mix Faust's assignor with plain
+    consumers), so switching modes re-reads late feedback once; the store collapses it."""
+    session_timeout_s: Positive = 10.0
+    """Consumer-group session timeout (the dev broker joins in about half of it)."""
+    connect_retries: Annotated[int, Field(ge=0)] = 8
+    """How often to retry an unreachable broker (exponential backoff) before giving up."""
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    """Kafka security protocol."""
+    sasl_mechanism: str = ""
+    """SASL mechanism (PLAIN, SCRAM-SHA-256...) when a SASL protocol is used."""
+    sasl_username: str = ""
+    """SASL user name."""
+    sasl_password: SecretStr = SecretStr("")
+    """SASL password (masked in `vigil config show`)."""
+
+
+class StoreSettings(Section):
+    """Where results live: a ClickHouse server, or chDB embedded in the process."""
+
+    backend: Literal["auto", "embedded", "server"] = "auto"
+    """auto: server when `url` is set, else embedded chDB under `data_dir`."""
+    data_dir: Path = Path(".vigil/data")
+    """Directory of the embedded store (and its lock file naming the daemon's endpoint)."""
+    url: str = ""
+    """ClickHouse HTTP URL for the server backend, e.g. http://clickhouse:8123."""
+    username: str = "default"
+    """ClickHouse user."""
+    password: SecretStr = SecretStr("")
+    """ClickHouse password (masked in `vigil config show`)."""
+    database: str = "vigil"
+    """Database holding Vigil's tables (created if missing)."""
+    ttl_days: Annotated[int, Field(ge=1)] = 90
+    """Retention: rows older than this many days (by event time) are dropped by ClickHouse."""
+    http_host: str = "127.0.0.1"
+    """Interface of the ClickHouse-compatible HTTP endpoint `vigil up` serves over chDB."""
+    http_port: Annotated[int, Field(ge=0, le=65535)] = 0
+    """Port of that endpoint; 0 picks a free one (written to the lock file)."""
+    insert_retries: Annotated[int, Field(ge=0)] = 5
+    """How often a failed insert is retried (with backoff) before the batch fails."""

@@ -1,0 +1,213 @@
+"""Settings: one pydantic-settings model, read from ``VIGIL_*`` env (nested with ``__``),
+an optional YAML file, and explicit overrides (CLI flags), in that order of strength:
+overrides > env > YAML > defaults.
+
+Every field has a docstring (shown by ``vigil config show --explain``); unknown keys are
+errors, so a typo stops start-up with a message naming the field instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from monitor.config.analysis import AlertSettings, DriftSettings
+from monitor.config.ingest import KafkaSettings, StoreSettings
+from monitor.config.scoring import (
+    EmbeddingSettings,
+    HeuristicsSettings,
+    JudgeSettings,
+    SamplingSettings,
+    ToxicitySettings,
+)
+from monitor.errors import ConfigError
+
+
+class Settings(BaseSettings):
+    """Every setting of Vigil. Env: VIGIL_<SECTION>__<FIELD>; YAML: nested mappings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="VIGIL_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        use_attribute_docstrings=True,
+        validate_default=True,
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    """Kafka connection and consumption."""
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    """Where results are stored."""
+    sampling: SamplingSettings = Field(default_factory=SamplingSettings)
+    """Which events each expensive scorer sees."""
+    heuristics: HeuristicsSettings = Field(default_factory=HeuristicsSettings)
+    """Cheap checks on every event."""
+    judge: JudgeSettings = Field(default_factory=JudgeSettings)
+    """The LLM judge."""
+    toxicity: ToxicitySettings = Field(default_factory=ToxicitySettings)
+    """The toxicity scorer."""
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    """The embedding scorer."""
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+    """Drift tests."""
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    """Alert rules and notifiers."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Log level of the structured (JSON) logs on stderr."""
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Settings:
+        if self.store.backend == "server" and not self.store.url:
+            raise ValueError("store.url is required when store.backend is 'server'")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # YAML is passed in as init kwargs beneath the overrides (see `load_settings`), so
+        # env must outrank init: order is overrides (merged into init) > env > YAML.
+        return (env_settings, init_settings)
+
+    @property
+    def store_backend(self) -> Literal["embedded", "server"]:
+        """The backend `auto` resolves to."""
+        if self.store.backend == "auto":
+            return "server" if self.store.url else "embedded"
+        return self.store.backend
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_yaml(path: Path, what: str) -> Any:
+    """The YAML document in ``path``; `ConfigError` naming ``what`` and the file otherwise."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{what} {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} {path}: not valid YAML ({exc})") from exc
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    data = read_yaml(path, "config file")
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: top level must be a mapping")
+    return data
+
+
+def load_settings(
+    config_file: Path | None = None, overrides: dict[str, Any] | None = None
+) -> Settings:
+    """Build settings from YAML (``config_file`` or ``$VIGIL_CONFIG``), env and overrides.
+
+    Overrides beat env, which beats the YAML file. Raises `ConfigError` whose message
+    names the first offending field, e.g. ``kafka.batch_max: Input should be ...``.
+    """
+    path = config_file or (
+        Path(os.environ["VIGIL_CONFIG"]) if os.environ.get("VIGIL_CONFIG") else None
+    )
+    from_file = _read_yaml(path) if path else {}
+    env_keys = _env_paths()
+    # Overrides must beat env: drop env-provided keys from the init layer below env, then
+    # re-apply overrides on top after env is read (pydantic-settings gives env precedence).
+    init = _deep_merge(from_file, overrides or {})
+    try:
+        settings = Settings(**init)
+        if overrides:
+            settings = Settings.model_validate(_deep_merge(settings.model_dump(), overrides))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, env_keys)) from exc
+    return settings
+
+
+def _env_paths() -> set[str]:
+    prefix = "VIGIL_"
+    return {
+        key[len(prefix) :].lower().replace("__", ".")
+        for key in os.environ
+        if key.startswith(prefix) and key != "VIGIL_CONFIG"
+    }
+
+
+def _describe(exc: ValidationError, env_keys: set[str]) -> str:
+    first = exc.errors(include_url=False)[0]
+    field = ".".join(str(part) for part in first["loc"]) or "settings"
+    source = (
+        " (from env VIGIL_" + field.upper().replace(".", "__") + ")" if field in env_keys else ""
+    )
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown setting"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"bad setting {field}{source}: {message}{more}"
+
+
+_SECRET_MASK = "********"
+
+
+def masked_dump(settings: Settings) -> dict[str, Any]:
+    """Effective settings as plain data with every secret masked (for `vigil config show`)."""
+
+    def mask(model: BaseModel) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in type(model).model_fields:
+            value = getattr(model, name)
+            if isinstance(value, SecretStr):
+                out[name] = _SECRET_MASK if value.get_secret_value() else ""
+            elif isinstance(value, BaseModel):
+                out[name] = mask(value)
+            elif isinstance(value, list):
+                out[name] = [mask(v) if isinstance(v, BaseModel) else _plain(v) for v in value]
+            else:
+                out[name] = _plain(value)
+        return out
+
+    return mask(settings)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _unwrapped(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _unwrapped(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_unwrapped(v) for v in value]
+    return value
+
+
+def write_settings_file(settings: Settings, path: Path) -> Path:
+    """Write ``settings`` as a YAML file that `load_settings` reads back to the same values,
+    secrets included (for a worker subprocess), readable by this user only."""
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(yaml.safe_dump(_unwrapped(settings.model_dump()), sort_keys=False))
+    return path

@@ -1,0 +1,69 @@
+"""What a run did: counts kept while it runs, and how they read on a terminal."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Summary:
+    """What a run did; printed by `vigil replay` / `vigil produce` and served as JSON."""
+
+    read: int = 0
+    stored: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    feedback_stored: int = 0
+    decisions: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    timers_fired: Counter[str] = field(default_factory=Counter)
+    elapsed_s: float = 0.0
+    prepare_s: float = 0.0
+    """CPU half of the hot path: parse, checks, sampling, row building (main thread)."""
+    write_s: float = 0.0
+    """I/O half: store inserts (a worker thread; overlaps the next batch's prepare)."""
+    stages: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "read": self.read,
+            "stored": self.stored,
+            "rejected": sum(self.rejected.values()),
+            "rejected_by_reason": dict(sorted(self.rejected.items())),
+            "feedback_stored": self.feedback_stored,
+            "decisions": {s: dict(sorted(c.items())) for s, c in sorted(self.decisions.items())},
+            "timers_fired": dict(self.timers_fired),
+            "stages": self.stages,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "prepare_s": round(self.prepare_s, 3),
+            "write_s": round(self.write_s, 3),
+            "events_per_s": round(self.read / self.elapsed_s, 1) if self.elapsed_s > 0 else None,
+        }
+
+
+def render_summary(data: dict[str, Any]) -> str:
+    """The human-readable run summary (``--json`` prints ``data`` itself)."""
+    lines = [
+        f"events read      {data['read']}",
+        f"events stored    {data['stored']}",
+        f"rejected         {data['rejected']}"
+        + (
+            "  (" + ", ".join(f"{k}: {v}" for k, v in data["rejected_by_reason"].items()) + ")"
+            if data["rejected_by_reason"]
+            else ""
+        ),
+        f"feedback stored  {data['feedback_stored']}",
+    ]
+    for scorer, counts in data["decisions"].items():
+        lines.append(f"decisions {scorer:<10} " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
+    for name, stats in data.get("stages", {}).items():
+        shown = {k: v for k, v in stats.items() if k != "outcomes"}
+        if shown:
+            lines.append(f"stage {name:<14} " + ", ".join(f"{k}: {v}" for k, v in shown.items()))
+    if data.get("events_per_s"):
+        lines.append(f"elapsed          {data['elapsed_s']} s ({data['events_per_s']} events/s)")
+        lines.append(
+            f"time spent       prepare {data['prepare_s']} s, store writes {data['write_s']} s"
+            " (they overlap)"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,7 @@
+"""`python -m vigil` is `vigil`."""
+
+import sys
+
+from vigil.cli.main import main
+
+sys.exit(main())

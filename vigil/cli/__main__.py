@@ -1,0 +1,7 @@
+"""`python -m vigil.cli` is `vigil`."""
+
+import sys
+
+from vigil.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,94 @@
+"""What the demo prints: alerts as they fire, then rows per table, decisions and alerts.
+
+Read-only. While the worker runs it owns the embedded store, so `open_store` finds the
+daemon's HTTP endpoint through the lock file and reads through it; after the worker has
+stopped the same call opens the directory itself. A read that happens just before the
+worker claims the directory holds chDB's lock for a moment; the starting worker waits
+that out (`monitor.store.lock.own_embedded_store`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from monitor.alerts.listing import format_alert, list_alerts
+from monitor.config import Settings
+from monitor.errors import StoreError
+from monitor.store import open_store
+from monitor.store.base import Store
+from monitor.store.schema import TABLES
+
+
+def _tables(store: Store) -> set[str]:
+    rows = store.query(
+        "SELECT name FROM system.tables WHERE database = {db:String}", {"db": store.database}
+    )
+    return {row["name"] for row in rows}
+
+
+class AlertWatcher:
+    """Yields each alert transition (firing, resolved) once, as the worker stores it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._seen: set[tuple[str, str]] = set()
+
+    def new_lines(self) -> list[str]:
+        """Formatted alerts not shown yet; empty while the store cannot be read (starting)."""
+        try:
+            store = open_store(self.settings)
+        except StoreError:  # the worker is starting: nothing to read yet
+            return []
+        try:
+            if "alerts" not in _tables(store):
+                return []
+            alerts = list_alerts(store)
+        except StoreError:
+            return []
+        finally:
+            store.close()
+        lines = []
+        for alert in reversed(alerts):  # oldest first
+            key = (str(alert["alert_id"]), str(alert["state"]))
+            if key not in self._seen:
+                self._seen.add(key)
+                lines.append("ALERT " + format_alert(alert))
+        return lines
+
+
+def stored_report(settings: Settings) -> dict[str, Any]:
+    """Counts per table (FINAL), decisions per scorer and outcome, and the alerts."""
+    store = open_store(settings)
+    try:
+        db = store.database
+        present = _tables(store)
+        names = [t.name for t in TABLES if t.name in present]
+        tables = {
+            name: int(store.query(f"SELECT count() AS n FROM {db}.{name} FINAL")[0]["n"])
+            for name in names
+        }
+        decisions: dict[str, dict[str, int]] = {}
+        if "decisions" in present:
+            for row in store.query(
+                f"SELECT scorer, decision, count() AS n FROM {db}.decisions FINAL "
+                "GROUP BY scorer, decision ORDER BY scorer, decision"
+            ):
+                decisions.setdefault(row["scorer"], {})[row["decision"]] = int(row["n"])
+        alerts = list_alerts(store) if "alerts" in present else []
+        return {"tables": tables, "decisions": decisions, "alerts": alerts}
+    finally:
+        store.close()
+
+
+def render_report(report: dict[str, Any]) -> str:
+    lines = ["", "stored (rows, FINAL):"]
+    lines += [f"  {table:<14} {n}" for table, n in report["tables"].items()]
+    lines.append("decisions by scorer:")
+    for scorer, counts in report["decisions"].items():
+        lines.append(f"  {scorer:<10} " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
+    if not report["decisions"]:
+        lines.append("  (no model scorers enabled)")
+    lines.append(f"alerts ({len(report['alerts'])}, latest state of each):")
+    lines += [f"  {format_alert(alert)}" for alert in report["alerts"]] or ["  none"]
+    lines.append(f"demo finished in {report['elapsed_s']} s")
+    return "\n".join(lines)
