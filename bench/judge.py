@@ -28,7 +28,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from monitor.config import load_settings
-from monitor.events.parse import Event, parse_event
+from monitor.events import Event, parse_event
 from monitor.logs import setup_logging
 from monitor.pipeline.stages import Stage
 from monitor.scorers.base import Job

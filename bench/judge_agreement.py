@@ -38,7 +38,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from monitor.config import load_settings
-from monitor.events.parse import Event, parse_event
+from monitor.events import Event, parse_event
 from monitor.logs import setup_logging
 from monitor.scorers.base import Job
 from monitor.scorers.judge.llama_server import start_local_server

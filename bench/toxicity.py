@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import orjson
 
 from monitor.config import ToxicitySettings
-from monitor.events.parse import Event, parse_event
+from monitor.events import Event, parse_event
 from monitor.pipeline.stages import Stage
 from monitor.scorers.base import Job
 from monitor.scorers.toxicity.scorer import build_toxicity_scorer

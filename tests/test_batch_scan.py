@@ -16,11 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.checks.heuristics import Heuristics
+from monitor.checks import Heuristics, Joined
 from monitor.checks.pii import _NUMERIC_HINT, find_pii, find_pii_many
-from monitor.checks.scan import Joined
 from monitor.config import HeuristicsSettings
-from monitor.events.parse import Event, parse_event
+from monitor.events import Event, parse_event
 from vigil.traffic import JSON_ROUTE, JSON_SCHEMA, TrafficSpec, demo_incidents, generate_events
 
 # Pieces that trip the guards and patterns (or nearly do), mixed with filler, non-ASCII

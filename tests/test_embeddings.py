@@ -13,7 +13,7 @@ import pytest
 
 from monitor.config import EmbeddingSettings, Settings, load_settings
 from monitor.errors import ConfigError
-from monitor.events.parse import parse_event
+from monitor.events import parse_event
 from monitor.replay import replay_file
 from monitor.scorers.base import Job, Scorer
 from monitor.scorers.embeddings import (

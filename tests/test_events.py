@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.errors import EventError
-from monitor.events.parse import (
+from monitor.events import (
     MAX_EVENT_BYTES,
     REJECT_REASONS,
     event_to_json,

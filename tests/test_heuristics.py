@@ -17,7 +17,7 @@ from monitor.checks.heuristics import (
 from monitor.checks.jailbreak import MAX_SCAN_CHARS, JailbreakPatterns
 from monitor.checks.pii import find_pii, iban_ok, luhn_ok
 from monitor.config import HeuristicsSettings
-from monitor.events.parse import Event, parse_event
+from monitor.events import Event, parse_event
 from vigil.traffic import JSON_ROUTE, JSON_SCHEMA
 
 

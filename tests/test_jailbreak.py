@@ -11,11 +11,10 @@ from typing import Any
 import orjson
 import pytest
 
-from monitor.checks.heuristics import Heuristics
-from monitor.checks.jailbreak import JailbreakPatterns, load_attack_examples
+from monitor.checks import Heuristics, JailbreakPatterns, load_attack_examples
 from monitor.config import EmbeddingSettings, HeuristicsSettings
 from monitor.errors import ConfigError
-from monitor.events.parse import Event, event_to_json, parse_event
+from monitor.events import Event, event_to_json, parse_event
 from monitor.pipeline import rows as R
 from monitor.scorers.base import Job
 from monitor.scorers.embeddings import EmbeddingScorer, build_embedding_scorer

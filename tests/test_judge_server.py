@@ -22,7 +22,7 @@ import pytest
 
 from monitor.children import free_port
 from monitor.config import Settings, load_settings
-from monitor.events.parse import event_to_json
+from monitor.events import event_to_json
 from monitor.pipeline.stages import Stage
 from monitor.replay import replay_file
 from monitor.scorers.base import Job

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from monitor.config import SamplingOverride, SamplingSettings
-from monitor.events.parse import Event, parse_event
+from monitor.events import Event, parse_event
 from monitor.pipeline.sampling import Sampler, TokenBucket, sample_point
 
 

@@ -12,10 +12,10 @@ from typing import Any
 import orjson
 import pytest
 
-from monitor.checks.heuristics import Heuristics
+from monitor.checks import Heuristics
 from monitor.config import Settings
 from monitor.errors import StoreError
-from monitor.events.parse import Event, event_to_json, parse_event, parse_feedback, request_json
+from monitor.events import Event, event_to_json, parse_event, parse_feedback, request_json
 from monitor.pipeline import Pipeline, RawMessage
 from monitor.pipeline import rows as R
 from monitor.pipeline.sampling import Decision

@@ -13,9 +13,9 @@ import orjson
 import pytest
 
 from monitor.assembly import TIMERS
-from monitor.checks.heuristics import CheckResult, Heuristics
+from monitor.checks import CheckResult, Heuristics
 from monitor.config import Settings
-from monitor.events.parse import Event, parse_event, parse_feedback
+from monitor.events import Event, parse_event, parse_feedback
 from monitor.pipeline import rows as R
 from monitor.store.base import Store
 from monitor.store.rollups import EVERY_S, read_rollups, refresh_rollups

@@ -13,7 +13,7 @@ from kafka import KafkaConsumer
 
 from monitor.children import free_port
 from monitor.config import Settings, load_settings
-from monitor.events.parse import parse_event
+from monitor.events import parse_event
 from monitor.store.embedded import EmbeddedStore
 from streams.admin import ensure_topics
 from streams.broker import DevBroker

@@ -97,7 +97,7 @@ def test_killed_worker_partitions_move_to_the_survivor(
 
 
 def _is_event(line: bytes) -> bool:
-    from monitor.events.parse import parse_event
+    from monitor.events import parse_event
 
     try:
         parse_event(line)

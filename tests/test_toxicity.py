@@ -12,7 +12,7 @@ import pytest
 
 from monitor.config import Settings, ToxicitySettings
 from monitor.errors import ScorerError
-from monitor.events.parse import Event, parse_event
+from monitor.events import Event, parse_event
 from monitor.pipeline.stages import Stage
 from monitor.scorers.base import Job, Scorer
 from monitor.scorers.toxicity.scorer import BACKENDS, ToxicityScorer, build_toxicity_scorer

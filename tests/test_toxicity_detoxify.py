@@ -18,7 +18,7 @@ import pytest
 
 from monitor.config import ToxicitySettings
 from monitor.errors import ConfigError, ScorerError
-from monitor.events.parse import parse_event
+from monitor.events import parse_event
 from monitor.scorers.base import Job
 from monitor.scorers.embeddings import bundled_model_path
 from monitor.scorers.toxicity.scorer import ToxicityScorer, build_toxicity_scorer

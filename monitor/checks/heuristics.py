@@ -22,7 +22,7 @@ from monitor.checks.jailbreak import JailbreakPatterns, attack_text, contains_an
 from monitor.checks.pii import find_pii, find_pii_many
 from monitor.checks.scan import Joined
 from monitor.config import HeuristicsSettings
-from monitor.events.parse import Event
+from monitor.events.model import Event
 
 #: Bump when a check's logic changes, so old and new rows stay distinguishable.
 CHECKS_VERSION = "h2"

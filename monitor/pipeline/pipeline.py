@@ -20,10 +20,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from monitor.checks.heuristics import Heuristics
+from monitor.checks import Heuristics
 from monitor.config import Settings
 from monitor.errors import EventError, StoreError
-from monitor.events.parse import parse_event, parse_feedback
+from monitor.events import parse_event, parse_feedback
 from monitor.pipeline import rows as R
 from monitor.pipeline.sampling import Decision, Sampler
 from monitor.pipeline.source import DeadLetter, RawMessage

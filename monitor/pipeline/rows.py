@@ -6,8 +6,8 @@ import base64
 from datetime import datetime
 from typing import Any
 
-from monitor.checks.heuristics import CHECKS_VERSION, CheckResult
-from monitor.events.parse import Event, FeedbackEvent, request_json, request_raw
+from monitor.checks import CHECKS_VERSION, CheckResult
+from monitor.events import Event, FeedbackEvent, request_json, request_raw
 from monitor.pipeline.sampling import RANK, Decision
 
 Row = dict[str, Any]

@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Literal
 
 from monitor.config import SamplingSettings
-from monitor.events.parse import Event
+from monitor.events import Event
 
 DecisionKind = Literal["pending", "scored", "sampled_out", "over_budget", "failed"]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from monitor.events.parse import Event
+from monitor.events import Event
 
 
 @dataclass(slots=True)

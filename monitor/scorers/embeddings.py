@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from monitor.checks.jailbreak import load_attack_examples, nearest_attack
+from monitor.checks import load_attack_examples, nearest_attack
 from monitor.config import EmbeddingSettings
 from monitor.errors import ConfigError, ScorerError
 from monitor.pipeline import rows as R

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.errors import StoreError
-from monitor.events.parse import Event, messages_json
+from monitor.events import Event, messages_json
 from monitor.store.base import Store
 
 log = logging.getLogger("vigil.judge")

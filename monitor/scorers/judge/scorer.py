@@ -28,7 +28,7 @@ from typing import Any
 
 from monitor.config import JudgeSettings
 from monitor.errors import JudgeError
-from monitor.events.parse import Event
+from monitor.events import Event
 from monitor.scorers.base import Job, Score, ScoreResult
 from monitor.scorers.judge.cache import CachedVerdict, VerdictCache, cache_key
 from monitor.scorers.judge.client import (
