@@ -14,5 +14,6 @@ test: bootstrap
 	.venv/bin/python -m pytest -q -p no:cacheprovider tests
 
 lint: bootstrap
-	.venv/bin/ruff check monitor streams dashboards bench tests
-	.venv/bin/mypy monitor streams bench tests
+	.venv/bin/ruff check vigil monitor streams dashboards bench tests
+	.venv/bin/mypy vigil monitor streams dashboards bench tests
+	.venv/bin/lint-imports

@@ -30,17 +30,14 @@ Not served: multipart form bodies (external tables), ``compress=1``/``decompress
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hmac
 import logging
-import re
 import shutil
 import socket
 import tempfile
 import threading
 import time
 import uuid
-import zlib
 from base64 import b64decode
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -52,48 +49,26 @@ import orjson
 
 from monitor.errors import StoreError
 from monitor.store.embedded import EmbeddedStore
+from monitor.store.http_protocol import (
+    FORMAT_TAIL,
+    RESULT_KEYWORDS,
+    SETTING_NAME,
+    SETTINGS_WORD,
+    TEXT_FORMAT_PREFIXES,
+    TRAILING_FORMAT,
+    TRANSPORT_PARAMS,
+    WRITE_KEYWORDS,
+    ClickHouseError,
+    as_text,
+    content_type,
+    decompress,
+    first_keyword,
+    from_store_error,
+    settings_clause,
+    split_statement,
+)
 
 log = logging.getLogger("vigil.store.http")
-
-#: URL parameters that steer the HTTP transport, never sent to chDB as settings.
-_TRANSPORT_PARAMS = {
-    "query", "database", "default_format", "user", "password", "query_id", "session_id",
-    "session_timeout", "session_check", "compress", "decompress", "buffer_size",
-    "wait_end_of_query", "quota_key", "role", "client_protocol_version", "readonly",
-    "enable_http_compression", "send_progress_in_http_headers",
-    "http_headers_progress_interval_ms", "cancel_http_readonly_queries_on_client_close",
-    "http_zlib_compression_level", "http_native_compression_disable_checksumming_on_decompress",
-    "add_http_cors_header", "max_query_size",
-}  # fmt: skip
-_RESULT_KEYWORDS = {"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXISTS", "EXPLAIN", "CHECK"}
-#: Statements that change something: refused on GET and with readonly, as on a server.
-#: Anything else that is not a result statement is not valid SQL and fails in the parser.
-_WRITE_KEYWORDS = {
-    "INSERT", "CREATE", "DROP", "ALTER", "TRUNCATE", "OPTIMIZE", "RENAME", "ATTACH", "DETACH",
-    "DELETE", "UPDATE", "SYSTEM", "GRANT", "REVOKE", "KILL", "SET", "USE", "EXCHANGE", "UNDROP",
-    "MOVE", "BACKUP", "RESTORE", "REPLACE", "UNDO", "BEGIN", "COMMIT", "ROLLBACK",
-}  # fmt: skip
-_TEXT_FORMAT_PREFIXES = ("json", "tabseparated", "tsv", "csv", "values", "customseparated")
-_COMMENT = re.compile(r"(--[^\n]*\n|/\*.*?\*/|\s+)", re.S)
-_FIRST_WORD = re.compile(r"[(\s]*([A-Za-z]+)")
-_TRAILING_FORMAT = re.compile(r"\bFORMAT\s+([A-Za-z0-9_]+)\s*;?\s*$", re.I)
-_INSERT_HEAD = re.compile(
-    rb"^(?P<head>\s*INSERT\s.*?\bFORMAT\s+(?P<fmt>[A-Za-z0-9_]+))[ \t]*\r?\n?", re.I | re.S
-)
-_FORMAT_TAIL = re.compile(r"^(?P<pre>.*?)\s*\bFORMAT\s+(?P<fmt>[A-Za-z0-9_]+)\s*$", re.I | re.S)
-_CODE = re.compile(r"^Code: (\d+)\.")
-#: Names of the errors chDB's one-line messages most often leave out.
-_ERROR_NAMES = {
-    27: "CANNOT_PARSE_INPUT_ASSERTION_FAILED", 36: "BAD_ARGUMENTS", 46: "UNKNOWN_FUNCTION",
-    47: "UNKNOWN_IDENTIFIER", 53: "TYPE_MISMATCH", 57: "TABLE_ALREADY_EXISTS",
-    60: "UNKNOWN_TABLE", 62: "SYNTAX_ERROR", 81: "UNKNOWN_DATABASE", 115: "UNKNOWN_SETTING",
-    117: "INCORRECT_DATA", 164: "READONLY", 241: "MEMORY_LIMIT_EXCEEDED",
-    456: "UNKNOWN_QUERY_PARAMETER",
-}  # fmt: skip
-_SETTINGS_WORD = re.compile(r"\bSETTINGS\b", re.I)
-_SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
-
 
 @dataclass
 class EndpointHandle:
@@ -187,19 +162,6 @@ class _Server(ThreadingHTTPServer):
         self.closed = False
 
 
-class ClickHouseError(Exception):
-    """An error answered in ClickHouse's format: code, name, HTTP status."""
-
-    def __init__(self, code: int, name: str, message: str, status: int = 500) -> None:
-        super().__init__(message)
-        self.code, self.name, self.status = code, name, status
-
-    def body(self, version: str) -> str:
-        name = f" ({self.name})" if self.name else ""
-        text = str(self).rstrip(". ")
-        return f"Code: {self.code}. DB::Exception: {text}.{name} (version {version})\n"
-
-
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: clients pool connections
     timeout = 60  # idle keep-alive connections close after this many seconds
@@ -256,7 +218,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._fail(exc, query_id, method)
             return
         except StoreError as exc:
-            self._fail(_from_store_error(exc), query_id, method)
+            self._fail(from_store_error(exc), query_id, method)
             return
         headers["X-ClickHouse-Query-Id"] = query_id
         headers["X-ClickHouse-Timezone"] = self.server.timezone
@@ -274,10 +236,10 @@ class _Handler(BaseHTTPRequestHandler):
         self, method: str, params: dict[str, str], body: bytes, query_id: str
     ) -> tuple[bytes, dict[str, str]]:
         query = params.get("query", "")
-        head, data = _split_statement(query, body)
-        keyword = _first_keyword(head)
-        writes = keyword not in _RESULT_KEYWORDS
-        if keyword in _WRITE_KEYWORDS and (
+        head, data = split_statement(query, body)
+        keyword = first_keyword(head)
+        writes = keyword not in RESULT_KEYWORDS
+        if keyword in WRITE_KEYWORDS and (
             method == "GET" or params.get("readonly", "0") not in ("", "0")
         ):
             raise ClickHouseError(
@@ -296,13 +258,13 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             sql = head
             if keyword in ("SELECT", "WITH") and settings:
-                sql = f"{sql.rstrip().rstrip(';')}\nSETTINGS {_settings_clause(settings)}"
-            match = _TRAILING_FORMAT.search(head)
+                sql = f"{sql.rstrip().rstrip(';')}\nSETTINGS {settings_clause(settings)}"
+            match = TRAILING_FORMAT.search(head)
             fmt = match.group(1) if match else params.get("default_format") or "TabSeparated"
             result = store.execute(sql, fmt, params=bind, database=database)
             if not writes:
                 headers["X-ClickHouse-Format"] = fmt
-                headers["Content-Type"] = _content_type(fmt)
+                headers["Content-Type"] = content_type(fmt)
         headers["X-ClickHouse-Summary"] = orjson.dumps(
             {
                 "read_rows": str(result.rows_read),
@@ -324,17 +286,17 @@ class _Handler(BaseHTTPRequestHandler):
         database: str | None,
     ) -> Any:
         store = self.server.store
-        tail = _FORMAT_TAIL.match(head)
+        tail = FORMAT_TAIL.match(head)
         if tail is None or not data:
             # INSERT ... VALUES (...) or INSERT ... SELECT: plain SQL.
             text = head + ("\n" + data.decode("utf-8", "replace") if data else "")
             return store.execute(text, params=bind, database=database)
         pre, fmt = tail.group("pre"), tail.group("fmt")
-        clause = f" SETTINGS {_settings_clause(settings)}" if settings else ""
-        if _SETTINGS_WORD.search(pre):
+        clause = f" SETTINGS {settings_clause(settings)}" if settings else ""
+        if SETTINGS_WORD.search(pre):
             # FROM INFILE must precede a SETTINGS clause the client wrote itself: send a
             # text body inline instead (its own settings win over the URL's).
-            text_body = _as_text(data) if fmt.lower().startswith(_TEXT_FORMAT_PREFIXES) else None
+            text_body = as_text(data) if fmt.lower().startswith(TEXT_FORMAT_PREFIXES) else None
             if text_body is None:
                 raise ClickHouseError(
                     48, "NOT_IMPLEMENTED", "binary insert bodies need settings as URL parameters"
@@ -356,10 +318,10 @@ class _Handler(BaseHTTPRequestHandler):
         known = self.server.settings
         chosen: dict[str, str] = {}
         for name, value in params.items():
-            if name in _TRANSPORT_PARAMS or name.startswith(("param_", "http_")):
+            if name in TRANSPORT_PARAMS or name.startswith(("param_", "http_")):
                 continue
             # Unknown names are transport parameters of some client; equal values are no-ops.
-            if name in known and known[name] != value and _SETTING_NAME.match(name):
+            if name in known and known[name] != value and SETTING_NAME.match(name):
                 chosen[name] = value
         return chosen
 
@@ -411,7 +373,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise ClickHouseError(
                 48, "NOT_IMPLEMENTED", "multipart bodies (external tables) are not supported"
             )
-        return _decompress(raw, self.headers.get("Content-Encoding", ""))
+        return decompress(raw, self.headers.get("Content-Encoding", ""))
 
     def _reply(self, status: int, body: bytes, headers: dict[str, str], method: str) -> None:
         self.send_response(status)
@@ -435,103 +397,3 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
 
-def _from_store_error(exc: StoreError) -> ClickHouseError:
-    text = str(exc)
-    match = _CODE.match(text)
-    if match is None:
-        return ClickHouseError(1002, "UNKNOWN_EXCEPTION", text)
-    # chDB's text is already "Code: N. DB::Exception: message (NAME)"; keep its sentence.
-    code = int(match.group(1))
-    message = text.split("DB::Exception:", 1)[-1].strip()
-    name_match = re.search(r"\(([A-Z_]+)\)\s*$", message)
-    if name_match:
-        message = message[: name_match.start()].rstrip()
-    # chDB's first line often stops before the "(NAME)"; clients parse it, so restore it.
-    name = name_match.group(1) if name_match else _ERROR_NAMES.get(code, "")
-    return ClickHouseError(code, name, message)
-
-
-def _split_statement(query: str, body: bytes) -> tuple[str, bytes]:
-    """The SQL text and the insert data of ``query`` + newline + ``body``."""
-    if query and body:
-        if _FORMAT_TAIL.match(query) and _first_keyword(query) == "INSERT":
-            return query, body  # the common case: statement in the URL, data in the body
-        body = query.encode() + b"\n" + body
-    elif query:
-        return query, b""
-    match = _INSERT_HEAD.match(body)
-    if match is not None:
-        return match.group("head").decode("utf-8", "replace"), body[match.end() :]
-    try:
-        return body.decode(), b""
-    except UnicodeDecodeError as exc:
-        raise ClickHouseError(36, "BAD_ARGUMENTS", "query is not valid UTF-8") from exc
-
-
-def _first_keyword(sql: str) -> str:
-    stripped = _COMMENT.sub(" ", sql[:4096])
-    match = _FIRST_WORD.match(stripped)
-    return match.group(1).upper() if match else ""
-
-
-def _settings_clause(settings: dict[str, str]) -> str:
-    def literal(value: str) -> str:
-        if _NUMBER.match(value):
-            return value
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-    return ", ".join(f"{name} = {literal(value)}" for name, value in settings.items())
-
-
-def _as_text(data: bytes) -> str | None:
-    if b"\x00" in data:
-        return None
-    try:
-        return data.decode()
-    except UnicodeDecodeError:
-        return None
-
-
-def _decompress(data: bytes, encoding: str) -> bytes:
-    encoding = encoding.strip().lower()
-    if not encoding or encoding == "identity" or not data:
-        return data
-    try:
-        if encoding == "gzip":
-            return gzip.decompress(data)
-        if encoding == "deflate":
-            return zlib.decompress(data)
-        if encoding == "lz4":
-            import lz4.frame
-
-            return bytes(lz4.frame.decompress(data))
-        if encoding == "zstd":
-            from backports import zstd
-
-            return bytes(zstd.decompress(data))
-        if encoding == "br":
-            import brotli
-
-            return bytes(brotli.decompress(data))
-    except ImportError as exc:
-        raise ClickHouseError(
-            48, "NOT_IMPLEMENTED", f"Content-Encoding {encoding} is not available"
-        ) from exc
-    except Exception as exc:  # each codec raises its own error type
-        raise ClickHouseError(
-            354, "CANNOT_DECOMPRESS", f"cannot decompress a {encoding} body: {type(exc).__name__}"
-        ) from exc
-    raise ClickHouseError(48, "NOT_IMPLEMENTED", f"unknown Content-Encoding {encoding}")
-
-
-def _content_type(fmt: str) -> str:
-    name = fmt.lower()
-    if name.startswith("json"):
-        return "application/json; charset=UTF-8"
-    if name.startswith(("tabseparated", "tsv")):
-        return "text/tab-separated-values; charset=UTF-8"
-    if name.startswith("csv"):
-        return "text/csv; charset=UTF-8; header=absent"
-    if name.startswith(("pretty", "vertical", "markdown", "values")):
-        return "text/plain; charset=UTF-8"
-    return "application/octet-stream"
