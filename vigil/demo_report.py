@@ -11,19 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitor.alerts.listing import format_alert, list_alerts
+from monitor.alerts.listing import list_alerts
 from monitor.config import Settings
 from monitor.errors import StoreError
+from monitor.notifiers.format import format_alert
 from monitor.store import open_store
-from monitor.store.base import Store
-from monitor.store.schema import TABLES
-
-
-def _tables(store: Store) -> set[str]:
-    rows = store.query(
-        "SELECT name FROM system.tables WHERE database = {db:String}", {"db": store.database}
-    )
-    return {row["name"] for row in rows}
+from monitor.store.queries.overview import decision_counts, present_tables, table_counts
 
 
 class AlertWatcher:
@@ -40,7 +33,7 @@ class AlertWatcher:
         except StoreError:  # the worker is starting: nothing to read yet
             return []
         try:
-            if "alerts" not in _tables(store):
+            if "alerts" not in present_tables(store):
                 return []
             alerts = list_alerts(store)
         except StoreError:
@@ -60,20 +53,9 @@ def stored_report(settings: Settings) -> dict[str, Any]:
     """Counts per table (FINAL), decisions per scorer and outcome, and the alerts."""
     store = open_store(settings)
     try:
-        db = store.database
-        present = _tables(store)
-        names = [t.name for t in TABLES if t.name in present]
-        tables = {
-            name: int(store.query(f"SELECT count() AS n FROM {db}.{name} FINAL")[0]["n"])
-            for name in names
-        }
-        decisions: dict[str, dict[str, int]] = {}
-        if "decisions" in present:
-            for row in store.query(
-                f"SELECT scorer, decision, count() AS n FROM {db}.decisions FINAL "
-                "GROUP BY scorer, decision ORDER BY scorer, decision"
-            ):
-                decisions.setdefault(row["scorer"], {})[row["decision"]] = int(row["n"])
+        present = present_tables(store)
+        tables = table_counts(store, present)
+        decisions = decision_counts(store) if "decisions" in present else {}
         alerts = list_alerts(store) if "alerts" in present else []
         return {"tables": tables, "decisions": decisions, "alerts": alerts}
     finally:

@@ -24,14 +24,16 @@ import logging
 import math
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from monitor.config import Settings
 from monitor.store.base import Store
+from monitor.store.queries import rollups as queries
+from monitor.store.queries.rollups import TABLE, read_rollups
 
 log = logging.getLogger("vigil.store.rollups")
 
-TABLE = "rollup_minute"
+__all__ = ["EVERY_S", "TABLE", "RollupTimer", "read_rollups", "refresh_rollups", "rollup_timer"]
+
 #: How far back each refresh recomputes, for out-of-order events and late feedback.
 LATE_WINDOW = timedelta(minutes=15)
 #: Event-time period of the rollup timer.
@@ -41,58 +43,6 @@ CATCH_UP = timedelta(minutes=60)
 #: ...or once this many wall-clock seconds passed since the last refresh (live: each firing).
 WALL_INTERVAL_S = 20.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-# The table itself is in monitor.store.schema (created by `migrate`); its columns, in order:
-_COLUMNS = (
-    "minute, model, model_version, route, events, failed_events, failed_checks, "
-    "latency_p50_ms, latency_p95_ms, latency_avg_ms, prompt_tokens, completion_tokens, "
-    "feedback, negative_feedback, positive_feedback, refreshed_at"
-)
-
-_REFRESH = """
-INSERT INTO {db}.rollup_minute ({columns})
-SELECT
-    toStartOfMinute(e.ts) AS minute,
-    e.model AS model,
-    e.model_version AS model_version,
-    e.route AS route,
-    count() AS events,
-    countIf(notEmpty(c.failed)) AS failed_events,
-    CAST(sumMap(c.failed, arrayMap(x -> toUInt64(1), c.failed)), 'Map(String, UInt64)'),
-    quantileExact(0.5)(e.latency_ms),
-    quantileExact(0.95)(e.latency_ms),
-    avg(e.latency_ms),
-    sum(ifNull(e.prompt_tokens, 0)),
-    sum(ifNull(e.completion_tokens, 0)),
-    sum(f.has_feedback),
-    countIf(f.has_feedback = 1 AND f.rating < 0),
-    countIf(f.has_feedback = 1 AND f.rating > 0),
-    now64(3, 'UTC')
-FROM (
-    SELECT event_id, ts, model, model_version, route, latency_ms, prompt_tokens, completion_tokens
-    FROM {db}.events FINAL
-    WHERE ts >= {{since:DateTime64(3)}} AND ts < {{until:DateTime64(3)}}
-) AS e
-LEFT JOIN (
-    -- one row per event: the greatest checks_version wins if an event was re-checked
-    SELECT event_id, argMax(failed, checks_version) AS failed
-    FROM {db}.checks FINAL
-    WHERE ts >= {{since:DateTime64(3)}} AND ts < {{until:DateTime64(3)}}
-    GROUP BY event_id
-) AS c ON c.event_id = e.event_id
-LEFT JOIN (
-    -- late feedback carries its own time, so match by event, not by time
-    SELECT event_id, argMax(rating, received_at) AS rating, toUInt8(1) AS has_feedback
-    FROM {db}.feedback FINAL
-    WHERE event_id IN (
-        SELECT event_id FROM {db}.events
-        WHERE ts >= {{since:DateTime64(3)}} AND ts < {{until:DateTime64(3)}}
-    )
-    GROUP BY event_id
-) AS f ON f.event_id = e.event_id
-GROUP BY minute, model, model_version, route
-"""
-
 
 def closed_until(as_of: datetime) -> datetime:
     """The start of ``as_of``'s minute: every minute before it is closed."""
@@ -112,8 +62,7 @@ def refresh_rollups(
     start = closed_until(since) if since is not None else end - LATE_WINDOW
     if start >= end:
         return start, end
-    sql = _REFRESH.format(db=store.database, columns=_COLUMNS)
-    store.command(sql, {"since": start, "until": end})
+    queries.refresh_minutes(store, start, end)
     log.debug("rollups refreshed", extra={"since": start.isoformat(), "until": end.isoformat()})
     return start, end
 
@@ -156,14 +105,3 @@ class RollupTimer:
 def rollup_timer(settings: Settings, store: Store) -> tuple[float, RollupTimer]:
     """The event-time timer (see `RollupTimer`): period `EVERY_S`, a fresh state."""
     return EVERY_S, RollupTimer(store)
-
-
-def read_rollups(store: Store, since: datetime, until: datetime) -> list[dict[str, Any]]:
-    """The rollup rows of minutes in ``[since, until)``, deduplicated, in key order."""
-    columns = _COLUMNS.replace(", refreshed_at", "")
-    sql = (
-        f"SELECT {columns} FROM {store.database}.{TABLE} FINAL"
-        " WHERE minute >= {since:DateTime} AND minute < {until:DateTime}"
-        " ORDER BY minute, model, model_version, route"
-    )
-    return store.query(sql, {"since": since, "until": until})
