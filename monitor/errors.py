@@ -12,7 +12,8 @@ One subclass per boundary, so callers can catch what they can handle:
     │   │   └── JudgeOverBudget  the hourly cost budget is spent
     │   └── VerdictFormatError   the reply is not the JSON verdict asked for
     ├── ScorerError      a model-backed scorer (toxicity, embeddings) failed
-    └── NotifyError      a notification could not be delivered
+    ├── NotifyError      a notification could not be delivered
+    └── EvalsetError     an eval set is missing, malformed, or would be overwritten
 
 Foreign exceptions are translated in one place per boundary, always with
 ``raise ... from exc``: pydantic in `monitor.config` and `monitor.events.schema`, chDB
@@ -94,3 +95,8 @@ class NotifyError(VigilError):
     def __init__(self, message: str, *, retryable: bool = True) -> None:
         super().__init__(message)
         self.retryable = retryable
+
+
+class EvalsetError(VigilError):
+    """An eval set (or a file given to check one against) is missing or malformed, or an
+    export would overwrite an existing version."""

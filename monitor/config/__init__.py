@@ -7,6 +7,13 @@ message naming the field.
 
 from monitor.config.analysis import AlertSettings, DriftSettings
 from monitor.config.base import PII_KIND_NAMES, PiiKind, Positive, Rate, Section
+from monitor.config.evalset import (
+    CaptureSettings,
+    EvalsetSettings,
+    ExportSettings,
+    GateSettings,
+    LeakageSettings,
+)
 from monitor.config.ingest import KafkaSettings, StoreSettings
 from monitor.config.scoring import (
     EmbeddingSettings,
@@ -28,12 +35,17 @@ from monitor.config.settings import (
 __all__ = [
     "PII_KIND_NAMES",
     "AlertSettings",
+    "CaptureSettings",
     "DriftSettings",
     "EmbeddingSettings",
+    "EvalsetSettings",
+    "ExportSettings",
+    "GateSettings",
     "HeuristicsSettings",
     "JudgeCascadeSettings",
     "JudgeSettings",
     "KafkaSettings",
+    "LeakageSettings",
     "PiiKind",
     "Positive",
     "Rate",

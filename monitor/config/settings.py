@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validat
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from monitor.config.analysis import AlertSettings, DriftSettings
+from monitor.config.evalset import EvalsetSettings
 from monitor.config.ingest import KafkaSettings, StoreSettings
 from monitor.config.scoring import (
     EmbeddingSettings,
@@ -57,6 +58,8 @@ class Settings(BaseSettings):
     """Drift tests."""
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     """Alert rules and notifiers."""
+    evalset: EvalsetSettings = Field(default_factory=EvalsetSettings)
+    """The eval-set library: failure capture, export, leakage check, regression gate."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     """Log level of the structured (JSON) logs on stderr."""
 

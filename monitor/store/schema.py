@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 
-from monitor.store.tables import TABLES, Table
+from monitor.store.table import Table
+from monitor.store.tables import TABLES
 
 __all__ = [
     "INGEST_TABLE",

@@ -10,28 +10,8 @@ Adding a table: append a `Table` to `TABLES`; `migrate` creates what is missing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class Table:
-    """One table: its name and its CREATE statement body (columns and engine)."""
-
-    name: str
-    ddl: str
-    ttl_column: str | None = "ts"
-    tuning: tuple[tuple[str, str], ...] = ()
-    """MergeTree settings that only change speed, applied after creation (see
-    `tuning_statements`): a server too old to know one still gets the table."""
-
-    def create_sql(self, database: str, ttl_days: int) -> str:
-        ttl = (
-            f"\nTTL toDateTime({self.ttl_column}) + INTERVAL {ttl_days} DAY"
-            if self.ttl_column
-            else ""
-        )
-        return f"CREATE TABLE IF NOT EXISTS {database}.{self.name} {self.ddl}{ttl}"
-
+from monitor.store.evalset_tables import EVALSET_TABLES
+from monitor.store.table import Table
 
 #: For the tables every batch writes (events, checks, feedback, and decisions, one row
 #: per event and scorer): how many parts a background merge takes at once (ClickHouse's
@@ -384,3 +364,6 @@ PARTITION BY toYYYYMM(ts)
 ORDER BY (rule, segment_key, ts, state)""",
     ),
 ]
+
+#: The eval-set library's tables come after the monitoring ones.
+TABLES += EVALSET_TABLES

@@ -116,6 +116,18 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, events=args.events, as_json=args.json)
 
 
+def failures(args: argparse.Namespace, settings: Settings) -> int:
+    from vigil.cli.failures import run
+
+    return run(args, settings)
+
+
+def evalset(args: argparse.Namespace, settings: Settings) -> int:
+    from vigil.cli.evalset import run
+
+    return run(args, settings)
+
+
 #: `vigil NAME` runs ``COMMANDS[NAME]``; the parser (`vigil.cli.parser`) defines the same names.
 COMMANDS: dict[str, Command] = {
     "up": up,
@@ -129,4 +141,6 @@ COMMANDS: dict[str, Command] = {
     "baseline": baseline,
     "alerts": alerts,
     "config": config,
+    "failures": failures,
+    "evalset": evalset,
 }

@@ -102,6 +102,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--examples", metavar="ALERT_ID", help="list the failing events behind one alert"
     )
 
+    failures = sub.add_parser("failures", help="captured production failures (newest first)")
+    from vigil.cli import failures as failures_command
+
+    failures_command.add_arguments(failures)
+
+    evalset = sub.add_parser("evalset", help="versioned eval sets made from captured failures")
+    from vigil.cli import evalset as evalset_commands
+
+    evalset_commands.add_parsers(
+        _Commands(evalset.add_subparsers(dest="evalset_command", required=True), common)
+    )
+
     config = sub.add_parser("config", help="settings")
     config_sub = _Commands(config.add_subparsers(dest="config_command", required=True), common)
     show = config_sub.add_parser("show", help="print the effective settings, secrets masked")

@@ -1,0 +1,56 @@
+"""`vigil evalset ...`: one module per subcommand, listed here.
+
+Each module defines ``HELP`` (subcommand -> one line), ``add_arguments(name, parser)``
+and ``run(name, args, settings) -> int`` (the exit status); one module may serve several
+subcommands (``browse``: list, show, diff). Modules keep their heavy imports
+inside ``run``, so building the parser stays cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from types import ModuleType
+from typing import Any
+
+from monitor.config import Settings
+
+#: subcommand -> module; the order is the order of `vigil evalset --help`.
+SUBCOMMANDS = {
+    "export": "vigil.cli.evalset.export",
+    "list": "vigil.cli.evalset.browse",
+    "show": "vigil.cli.evalset.browse",
+    "diff": "vigil.cli.evalset.browse",
+    "check": "vigil.cli.evalset.check",
+    "review": "vigil.cli.evalset.review",
+    "agreement": "vigil.cli.evalset.agreement",
+    "run": "vigil.cli.evalset.run",
+    "runs": "vigil.cli.evalset.run",
+}
+
+
+def _module(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(SUBCOMMANDS[name])
+    except ModuleNotFoundError as exc:
+        if exc.name == SUBCOMMANDS[name]:
+            return None  # not built yet
+        raise
+
+
+def add_parsers(commands: Any) -> None:
+    """Add ``vigil evalset SUB`` for every subcommand whose module exists. ``commands`` is
+    the CLI's sub-parser factory (it adds the options every command takes)."""
+    for name in SUBCOMMANDS:
+        module = _module(name)
+        if module is None:
+            continue
+        parser: argparse.ArgumentParser = commands.add_parser(name, help=module.HELP[name])
+        module.add_arguments(name, parser)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    module = _module(args.evalset_command)
+    assert module is not None  # the parser only offers modules that exist
+    status: int = module.run(args.evalset_command, args, settings)
+    return status
