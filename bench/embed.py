@@ -31,7 +31,8 @@ import orjson
 from monitor.assembly import build_pipeline
 from monitor.config import load_settings
 from monitor.pipeline import RawMessage
-from monitor.scorers.embeddings import SentenceEmbedder, configure_torch_threads
+from monitor.scorers.embeddings import SentenceEmbedder
+from monitor.scorers.torch_threads import configure_torch_threads
 from monitor.store import open_store
 from vigil.traffic import TrafficSpec, generate_events
 

@@ -20,6 +20,7 @@ import asyncio
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from monitor.scorers.base import Job
 from monitor.scorers.judge.llama_server import SERVER_PARALLELISM, start_local_server
 from monitor.scorers.judge.scorer import JudgeScorer
 from monitor.store.embedded import EmbeddedStore
+from monitor.store.queries.judge import stored_verdicts
 from vigil.traffic import TrafficSpec, generate_events
 
 
@@ -50,9 +52,8 @@ def make_events(n: int, seed: int) -> list[Event]:
 
 async def run_level(settings: Any, store: EmbeddedStore, events: list[Event],
                     bind: bool) -> tuple[float, dict[str, Any]]:
-    scorer = JudgeScorer(settings.judge)
-    if bind:
-        scorer.bind_store(store)
+    lookup = partial(stored_verdicts, store) if bind else None
+    scorer = JudgeScorer(settings.judge, verdict_lookup=lookup)
 
     async def write(tables: dict[str, list[dict[str, Any]]]) -> None:
         def insert() -> None:

@@ -156,19 +156,18 @@ def main() -> int:
         solo = by_id[f"{pr['id']}-falcon"]
         longer = "claude" if len(pr["claude"]) > len(pr["falcon"]) else "falcon"
         len_agree += longer == pr["better"]
-        if pair.error is None and pair.rows:
-            row = pair.rows["judgments"][0]
+        if pair.error is None and pair.judgment is not None:
+            row = pair.judgment
             names = {"response": "claude", "shadow": "falcon", "tie": "tie"}
-            outcome = names[row["pair_winner"]]
-            first = names[row["pair_orders"][0]]
+            outcome = names[row.pair_winner]
+            first = names[row.pair_orders[0]]
             judged += 1
             agree += outcome == pr["better"]
             single += first == pr["better"]
-            flips += row["pair_orders"][0] != row["pair_orders"][1]
+            flips += row.pair_orders[0] != row.pair_orders[1]
             ties += outcome == "tie"
-        if pair.error is None and solo.error is None and pair.rows and solo.rows:
-            point_scores += [pair.rows["judgments"][0]["overall"],
-                             solo.rows["judgments"][0]["overall"]]
+        if pair.error is None and solo.error is None and pair.judgment and solo.judgment:
+            point_scores += [pair.judgment.overall, solo.judgment.overall]
             len_scores += [float(len(pr["claude"])), float(len(pr["falcon"]))]
             labels += [pr["claude_label"], pr["falcon_label"]]
     n = len(pairs)

@@ -7,6 +7,7 @@ A scorer or timer is added by registering a factory here, never by import side e
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 from monitor.config import Settings
@@ -18,28 +19,33 @@ if TYPE_CHECKING:
     from monitor.scorers.base import Scorer
 
 
-def _toxicity(settings: Settings) -> Scorer:
-    from monitor.scorers.toxicity.scorer import build_toxicity_scorer
+ScorerFactory = Callable[[Settings, Store], "Scorer"]
+
+
+def _toxicity(settings: Settings, store: Store) -> Scorer:
+    from monitor.scorers.toxicity import build_toxicity_scorer
 
     return build_toxicity_scorer(settings.toxicity)
 
 
-def _embedding(settings: Settings) -> Scorer:
+def _embedding(settings: Settings, store: Store) -> Scorer:
     from monitor.scorers.embeddings import build_embedding_scorer
 
     return build_embedding_scorer(settings.embedding)
 
 
-def _judge(settings: Settings) -> Scorer:
-    from monitor.scorers.judge.scorer import build_judge_scorer
+def _judge(settings: Settings, store: Store) -> Scorer:
+    from monitor.scorers.judge import build_judge_scorer
+    from monitor.store.queries.judge import stored_verdicts
 
-    return build_judge_scorer(settings.judge)
+    # The verdict cache's persistent layer is the pipeline's own store (table judgments),
+    # so a redelivered event is answered from there after a restart.
+    return build_judge_scorer(settings.judge, verdict_lookup=partial(stored_verdicts, store))
 
 
-#: name -> (is it enabled in these settings, factory, its queue size)
-SCORERS: dict[
-    str, tuple[Callable[[Settings], bool], Callable[[Settings], Scorer], Callable[[Settings], int]]
-] = {
+#: name -> (is it enabled in these settings, factory(settings, the pipeline's store), its
+#: queue size)
+SCORERS: dict[str, tuple[Callable[[Settings], bool], ScorerFactory, Callable[[Settings], int]]] = {
     "toxicity": (lambda s: s.toxicity.enabled, _toxicity, lambda s: s.toxicity.queue_size),
     "embedding": (lambda s: s.embedding.enabled, _embedding, lambda s: s.embedding.queue_size),
     "judge": (lambda s: s.judge.enabled, _judge, lambda s: s.judge.queue_size),
@@ -82,12 +88,7 @@ def build_pipeline(settings: Settings, store: Store, *, replay: bool = False) ->
     stages = []
     for name in enabled_scorers(settings):
         _, factory, queue_size = SCORERS[name]
-        scorer = factory(settings)
-        # Scorers that keep state in the store (the judge's persistent verdict cache) read it
-        # through the pipeline's store; they opt in with a `bind_store(store)` method.
-        bind_store = getattr(scorer, "bind_store", None)
-        if callable(bind_store):
-            bind_store(store)
+        scorer = factory(settings, store)
         stages.append(Stage(scorer, pipeline.write, queue_size(settings)))
     pipeline.set_stages(stages)
     for name, timer_factory in TIMERS.items():

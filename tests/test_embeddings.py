@@ -14,6 +14,7 @@ import pytest
 from monitor.config import EmbeddingSettings, Settings, load_settings
 from monitor.errors import ConfigError
 from monitor.events import parse_event
+from monitor.pipeline.rows import result_rows
 from monitor.replay import replay_file
 from monitor.scorers.base import Job, Scorer
 from monitor.scorers.embeddings import (
@@ -23,6 +24,7 @@ from monitor.scorers.embeddings import (
     build_embedding_scorer,
 )
 from monitor.store.embedded import EmbeddedStore
+from monitor.times import now_iso
 from vigil.traffic import Incident, TrafficSpec, generate_events, generate_lines
 
 
@@ -60,8 +62,8 @@ def test_score_gives_rows_per_kind_and_a_relevance_score(scorer: EmbeddingScorer
     events = [parse_event(orjson.dumps(raw)) for raw in raws]
     results = asyncio.run(scorer.score([Job(e) for e in events]))
     on_topic, off_topic = (next(r for r in results if r.event_id == e.event_id) for e in events)
-    for result in (on_topic, off_topic):
-        rows = result.rows["embeddings"]
+    for event, result in zip(events, (on_topic, off_topic), strict=True):
+        rows = result_rows(event, scorer.name, result, now_iso())["embeddings"]
         assert [r["kind"] for r in rows] == ["prompt", "response"]
         assert {r["embedder"] for r in rows} == {BUNDLED_NAME}
         assert [s.name for s in result.scores] == ["relevance"]  # no attack set configured

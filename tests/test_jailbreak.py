@@ -18,6 +18,7 @@ from monitor.events import Event, event_to_json, parse_event
 from monitor.pipeline import rows as R
 from monitor.scorers.base import Job
 from monitor.scorers.embeddings import EmbeddingScorer, build_embedding_scorer
+from monitor.times import now_iso
 from vigil.traffic import _JAILBREAKS, TrafficSpec, generate_events
 
 DAN_STYLE = [
@@ -136,7 +137,7 @@ def test_similarity_flags_variants_of_known_attacks_only(scorer: EmbeddingScorer
         result = by_id[event.event_id]
         (similarity,) = [s.value for s in result.scores if s.name == "jailbreak_similarity"]
         assert similarity >= scorer.jailbreak_threshold, event.prompt
-        (incident,) = result.rows["incidents"]
+        (incident,) = R.result_rows(event, scorer.name, result, now_iso())["incidents"]
         assert (incident["risk_type"], incident["category"], incident["source"]) == (
             "jailbreak", "similarity", "embedding"
         )
@@ -145,4 +146,4 @@ def test_similarity_flags_variants_of_known_attacks_only(scorer: EmbeddingScorer
         result = by_id[event.event_id]
         (similarity,) = [s.value for s in result.scores if s.name == "jailbreak_similarity"]
         assert similarity < 0.5, event.prompt
-        assert "incidents" not in result.rows
+        assert "incidents" not in R.result_rows(event, scorer.name, result, now_iso())

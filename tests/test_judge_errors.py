@@ -15,10 +15,12 @@ import orjson
 import pytest
 
 from monitor.config import Settings, load_settings
+from monitor.pipeline.rows import result_rows
 from monitor.pipeline.stages import Stage
 from monitor.scorers.base import Job, ScoreResult
 from monitor.scorers.judge.client import openai_httpx
 from monitor.scorers.judge.scorer import JudgeScorer
+from monitor.times import now_iso
 from tests.fixtures.llama import (
     Recorder,
     completion,
@@ -45,6 +47,13 @@ def scorer_for(settings: Settings, recorder: Recorder, **kw: Any) -> JudgeScorer
 
 def ok_reply(body: dict[str, Any], n: int) -> openai_httpx.Response:
     return openai_httpx.Response(200, json=completion(OK))
+
+
+def tables(result: ScoreResult) -> dict[str, list[dict[str, Any]]]:
+    """The rows the pipeline stores for ``result`` besides its scores, by table."""
+    # Only the event's key columns go into these rows, and `make_event(i)` has ev-i's.
+    event = make_event(int(result.event_id.removeprefix("ev-")))
+    return result_rows(event, "judge", result, now_iso())
 
 
 async def score_one(scorer: JudgeScorer, event_i: int = 1, **kw: Any) -> ScoreResult:
@@ -116,7 +125,7 @@ def test_malformed_verdict_gets_one_repair(tmp_path: Path) -> None:
     rec = Recorder(lambda b, n: openai_httpx.Response(200, json=completion(next(replies))))
     result = asyncio.run(score_one(scorer_for(judge_settings(tmp_path), rec)))
     assert result.error is None
-    row = result.rows["judgments"][0]
+    row = tables(result)["judgments"][0]
     assert row["repaired"] == 1 and row["calls"] == 2
     repair = rec.bodies[1]["messages"]
     assert repair[-2]["role"] == "assistant" and "could not be used" in repair[-1]["content"]
@@ -136,7 +145,7 @@ def test_unparseable_twice_is_a_recorded_failure_never_a_guess(tmp_path: Path, b
     scorer = scorer_for(judge_settings(tmp_path), rec)
     result = asyncio.run(score_one(scorer))
     assert result.error is not None and result.error.startswith("unparseable_verdict")
-    assert result.scores == [] and result.rows == {}
+    assert result.scores == [] and tables(result) == {}
     assert len(rec.bodies) == 2  # the call and exactly one repair
     assert scorer.stats()["failure_codes"] == {"unparseable_verdict": 1}
 
@@ -165,7 +174,7 @@ def test_cost_is_tokens_times_price(tmp_path: Path) -> None:
         tmp_path, price_per_1k_prompt_tokens=0.5, price_per_1k_completion_tokens=2.0)
     scorer = scorer_for(settings, rec)
     result = asyncio.run(score_one(scorer))
-    row = result.rows["judgments"][0]
+    row = tables(result)["judgments"][0]
     assert row["cost"] == pytest.approx(0.5 + 1.0)
     assert (row["prompt_tokens"], row["completion_tokens"]) == (1000, 500)
     assert scorer.stats()["cost"] == pytest.approx(1.5)
@@ -224,7 +233,7 @@ def test_position_bias_gives_a_tie_not_a_win(tmp_path: Path) -> None:
                                    response="GOOD answer", shadow="weak answer"))
     scores = {s.name: (s.value, s.label) for s in result.scores}
     assert scores["pairwise"] == (0.0, "tie")
-    row = result.rows["judgments"][0]
+    row = tables(result)["judgments"][0]
     assert row["pair_orders"] == ["response", "shadow"] and row["pair_winner"] == "tie"
     pair_bodies = [b for b in rec.bodies if is_pairwise(b)]
     assert len(pair_bodies) == 2  # both orders asked
@@ -265,7 +274,7 @@ def test_cascade_asks_the_strong_judge_only_when_borderline(tmp_path: Path) -> N
                                    Job(make_event(2, response="a clearly bad answer"))])
 
     by_id = {r.event_id: r for r in asyncio.run(run())}
-    border, clear = by_id["ev-1"].rows["judgments"][0], by_id["ev-2"].rows["judgments"][0]
+    border, clear = tables(by_id["ev-1"])["judgments"][0], tables(by_id["ev-2"])["judgments"][0]
     assert (border["judge_model"], border["cascade"]) == ("strong", "strong")
     assert (clear["judge_model"], clear["cascade"]) == ("cheap", "cheap")
     assert (border["overall"], clear["overall"]) == (5.0, 1.0)
@@ -280,5 +289,5 @@ def test_duplicates_in_flight_are_judged_once(tmp_path: Path) -> None:
     results = asyncio.run(scorer.score(jobs))
     assert all(r.error is None for r in results)
     assert len(rec.bodies) == 1
-    cached = sorted(r.rows["judgments"][0]["cached"] for r in results)
+    cached = sorted(tables(r)["judgments"][0]["cached"] for r in results)
     assert cached == [0, 1, 1] and scorer.stats()["cache_hits"] == 2

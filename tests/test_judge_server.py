@@ -180,7 +180,7 @@ def test_empty_base_url_starts_and_stops_the_local_server(tmp_path: Path) -> Non
 
     async def run() -> tuple[Any, int]:
         (result,) = await scorer.score([Job(make_event(1, *QUESTIONS[0]))])
-        server = scorer._server
+        server = scorer.endpoints.server
         assert server is not None and server.pid is not None
         pid = server.pid
         await scorer.aclose()

@@ -19,7 +19,7 @@ from monitor.scorers.judge.prompt import (
     truncate,
 )
 from monitor.scorers.judge.rubric import builtin_rubrics, load_rubric
-from monitor.scorers.judge.scorer import combine_orders
+from monitor.scorers.judge.verdicts import combine_orders
 from tests.fixtures.llama import make_event, pointwise_json, small_rubric
 
 

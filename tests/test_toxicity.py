@@ -13,10 +13,12 @@ import pytest
 from monitor.config import Settings, ToxicitySettings
 from monitor.errors import ScorerError
 from monitor.events import Event, parse_event
+from monitor.pipeline.rows import result_rows
 from monitor.pipeline.stages import Stage
 from monitor.scorers.base import Job, Scorer
 from monitor.scorers.toxicity.scorer import BACKENDS, ToxicityScorer, build_toxicity_scorer
 from monitor.store.embedded import EmbeddedStore
+from monitor.times import now_iso
 from vigil.traffic import TrafficSpec, generate_events
 
 OFFENSIVE = [
@@ -74,12 +76,14 @@ def test_scores_and_incidents_per_event(scorer: ToxicityScorer) -> None:
     # One category: the headline score is written once, labelled with the category.
     assert [(s.name, s.label) for s in rude.scores] == [("toxicity", "profanity")]
     assert rude.scores[0].value > 0.5 > kind.scores[0].value
-    (incident,) = rude.rows["incidents"]
+    rude_rows = result_rows(events[0], scorer.name, rude, now_iso())
+    kind_rows = result_rows(events[1], scorer.name, kind, now_iso())
+    (incident,) = rude_rows["incidents"]
     assert incident["risk_type"] == "toxicity"
     assert incident["category"] == "profanity"
     assert incident["source"] == "toxicity"
     assert incident["event_id"] == events[0].event_id
-    assert "incidents" not in kind.rows
+    assert "incidents" not in kind_rows
 
 
 def test_backend_failure_becomes_scorer_error(scorer: ToxicityScorer) -> None:

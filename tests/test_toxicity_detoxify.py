@@ -19,9 +19,11 @@ import pytest
 from monitor.config import ToxicitySettings
 from monitor.errors import ConfigError, ScorerError
 from monitor.events import parse_event
+from monitor.pipeline.rows import result_rows
 from monitor.scorers.base import Job
 from monitor.scorers.embeddings import bundled_model_path
 from monitor.scorers.toxicity.scorer import ToxicityScorer, build_toxicity_scorer
+from monitor.times import now_iso
 from vigil.traffic import TrafficSpec, generate_events
 
 # Jigsaw 2018 class names as Detoxify's "original" checkpoint stores them.
@@ -104,7 +106,7 @@ def test_scores_every_category_and_writes_incident_rows(scorer: ToxicityScorer) 
     assert names == ["toxicity", *CATEGORIES[1:]]
     assert result.scores[0].label == "detoxify"
     # threshold 0: every category is an incident, which exercises the row shape only.
-    incidents = result.rows["incidents"]
+    incidents = result_rows(event, scorer.name, result, now_iso())["incidents"]
     assert [r["category"] for r in incidents] == list(CATEGORIES)
     assert {r["risk_type"] for r in incidents} == {"toxicity"}
 

@@ -9,6 +9,7 @@ from typing import Any
 from monitor.checks import CHECKS_VERSION, CheckResult
 from monitor.events import Event, FeedbackEvent, request_json, request_raw
 from monitor.pipeline.sampling import RANK, Decision
+from monitor.scorers.base import Embedding, Judgment, ScoreResult
 
 Row = dict[str, Any]
 
@@ -188,11 +189,57 @@ def incident_row(
     }
 
 
-def embedding_row(event: Event, kind: str, embedder: str, vector: Any, now: str) -> Row:
+def embedding_row(event: Event, embedding: Embedding, now: str) -> Row:
     return {
         **_segment(event),
-        "kind": kind,
-        "embedder": embedder,
-        "vector": vector,
+        "kind": embedding.kind,
+        "embedder": embedding.embedder,
+        "vector": embedding.vector,
         "created_at": now,
     }
+
+
+def judgment_row(event: Event, judgment: Judgment, now: str) -> Row:
+    j = judgment
+    return {
+        **_segment(event),
+        "judge_version": j.judge_version,
+        "cache_key": j.cache_key,
+        "judge_model": j.judge_model,
+        "rubric": j.rubric,
+        "rubric_version": j.rubric_version,
+        "template_hash": j.template_hash,
+        "mode": j.mode,
+        "cascade": j.cascade,
+        "scores": j.scores,
+        "reasons": j.reasons,
+        "overall": j.overall,
+        "pair_winner": j.pair_winner,
+        "pair_orders": list(j.pair_orders),
+        "pair_reasons": list(j.pair_reasons),
+        "shadow_model": j.shadow_model,
+        "cached": int(j.cached),
+        "calls": j.calls,
+        "repaired": int(j.repaired),
+        "prompt_tokens": j.prompt_tokens,
+        "completion_tokens": j.completion_tokens,
+        "cost": j.cost,
+        "latency_ms": j.latency_ms,
+        "created_at": now,
+    }
+
+
+def result_rows(event: Event, scorer: str, result: ScoreResult, now: str) -> dict[str, list[Row]]:
+    """The rows of a scorer's typed outputs (all but its scores), by table; a table the
+    result has nothing for is absent. ``scorer`` is the source of its incidents."""
+    tables: dict[str, list[Row]] = {}
+    if result.embeddings:
+        tables["embeddings"] = [embedding_row(event, e, now) for e in result.embeddings]
+    if result.incidents:
+        tables["incidents"] = [
+            incident_row(event, i.risk_type, i.category, i.score, scorer, now)
+            for i in result.incidents
+        ]
+    if result.judgment is not None:
+        tables["judgments"] = [judgment_row(event, result.judgment, now)]
+    return tables

@@ -2,9 +2,10 @@
 
 The pipeline *offers* jobs; a full queue refuses at once (the decision becomes
 ``over_budget`` with reason ``queue_full``), so ingestion never waits on a slow model and
-memory stays bounded. Workers take up to ``batch_size`` jobs, call the scorer, and write
-scores, the scorer's own rows and the final decision (``scored`` or ``failed``, or
-``over_budget`` when the scorer itself declined for budget, e.g. the judge's cost cap).
+memory stays bounded. Workers take up to ``batch_size`` jobs, call the scorer, map what
+it returned to rows (``rows``: scores, embeddings, incidents, judgments) and write them
+with the final decision (``scored`` or ``failed``, or ``over_budget`` when the scorer
+itself declined for budget, e.g. the judge's cost cap).
 """
 
 from __future__ import annotations
@@ -130,8 +131,8 @@ class Stage:
                             now,
                         )
                     )
-                for table, extra in result.rows.items():
-                    tables.setdefault(table, []).extend(extra)
+                for table, rows in R.result_rows(event, self.name, result, now).items():
+                    tables.setdefault(table, []).extend(rows)
             self.outcomes[decision.decision] += 1
             tables["decisions"].append(R.decision_row(event, decision, now))
         await self._write(tables)

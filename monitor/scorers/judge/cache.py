@@ -5,7 +5,9 @@ Three layers, checked in order:
 2. in flight - a duplicate that arrives while the first copy is still being judged waits
    for that verdict instead of calling again;
 3. the store - table ``judgments`` holds every fresh verdict with its ``cache_key``, so a
-   redelivered event after a restart is answered from there.
+   redelivered event after a restart is answered from there. The cache does not know
+   the store: it is given a `VerdictLookup` (``monitor.assembly`` builds one over the
+   pipeline's store) and turns the rows that returns into verdicts.
 
 The key hashes content, not event_id: the same answer to the same request under another
 id is the same question to the judge. The judge identity (model, rubric version, prompt
@@ -18,14 +20,19 @@ import asyncio
 import hashlib
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.errors import StoreError
 from monitor.events import Event, messages_json
-from monitor.store.base import Store
 
 log = logging.getLogger("vigil.judge")
+
+#: Cache keys -> the stored rows of those verdicts found (``cache_key``, ``judge_model``,
+#: ``cascade``, ``scores``, ``reasons``, ``pair_winner``, ``pair_orders``,
+#: ``pair_reasons``). Blocking; raises `StoreError` when the store fails.
+VerdictLookup = Callable[[list[str]], list[dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +63,11 @@ def cache_key(identity: str, event: Event, pairwise: bool) -> str:
 
 
 class VerdictCache:
-    """Memory LRU + in-flight futures + store lookups (when a store is bound)."""
+    """Memory LRU + in-flight futures + stored verdicts (when given a lookup)."""
 
-    def __init__(self, max_items: int = 10_000, store: Store | None = None) -> None:
+    def __init__(self, max_items: int = 10_000, lookup: VerdictLookup | None = None) -> None:
         self.max_items = max_items
-        self.store = store
+        self._lookup = lookup
         self._memory: OrderedDict[str, CachedVerdict] = OrderedDict()
         self._inflight: dict[str, asyncio.Future[CachedVerdict]] = {}
         self.store_errors = 0
@@ -100,18 +107,13 @@ class VerdictCache:
         elif verdict is not None:
             future.set_result(verdict)
 
-    async def lookup_store(self, keys: list[str]) -> dict[str, CachedVerdict]:
+    async def stored(self, keys: list[str]) -> dict[str, CachedVerdict]:
         """Verdicts stored earlier (e.g. before a restart) for ``keys``; misses are absent."""
-        if self.store is None or not keys:
+        if self._lookup is None or not keys:
             return {}
-        sql = (
-            "SELECT cache_key, judge_model, cascade, scores, reasons, pair_winner, pair_orders, "
-            f"pair_reasons FROM {self.store.database}.judgments "
-            "WHERE has({keys:Array(String)}, cache_key) AND cached = 0 LIMIT 1 BY cache_key"
-        )
-        store = self.store
         try:
-            rows = await asyncio.to_thread(store.query, sql, {"keys": keys})
+            # Off the event loop: the lookup is a blocking store query.
+            rows = await asyncio.to_thread(self._lookup, keys)
         except StoreError as exc:
             # A cache read failing must not stop judging; it can only cost a repeat call.
             self.store_errors += 1
@@ -119,15 +121,19 @@ class VerdictCache:
             return {}
         found: dict[str, CachedVerdict] = {}
         for row in rows:
-            verdict = CachedVerdict(
-                judge_model=str(row["judge_model"]),
-                cascade=str(row["cascade"]),
-                scores={str(k): float(v) for k, v in dict(row["scores"]).items()},
-                reasons={str(k): str(v) for k, v in dict(row["reasons"]).items()},
-                pair_winner=str(row["pair_winner"]),
-                pair_orders=tuple(str(v) for v in row["pair_orders"]),
-                pair_reasons=tuple(str(v) for v in row["pair_reasons"]),
-            )
+            verdict = _verdict_from_row(row)
             found[str(row["cache_key"])] = verdict
             self.put(str(row["cache_key"]), verdict)
         return found
+
+
+def _verdict_from_row(row: dict[str, Any]) -> CachedVerdict:
+    return CachedVerdict(
+        judge_model=str(row["judge_model"]),
+        cascade=str(row["cascade"]),
+        scores={str(k): float(v) for k, v in dict(row["scores"]).items()},
+        reasons={str(k): str(v) for k, v in dict(row["reasons"]).items()},
+        pair_winner=str(row["pair_winner"]),
+        pair_orders=tuple(str(v) for v in row["pair_orders"]),
+        pair_reasons=tuple(str(v) for v in row["pair_reasons"]),
+    )

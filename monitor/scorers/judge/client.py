@@ -30,10 +30,7 @@ from monitor.errors import JudgeCallError, JudgeOverBudget, VerdictFormatError
 from monitor.scorers.judge.guards import CircuitBreaker, CostBudget
 from monitor.scorers.judge.prompt import Messages, repair_messages
 
-__all__ = [
-    "ClientStats", "JudgeCallError", "JudgeClient", "JudgeOverBudget", "StructuredOutput",
-    "Usage", "openai_httpx",
-]
+__all__ = ["ClientStats", "JudgeClient", "StructuredOutput", "Usage", "openai_httpx"]
 
 log = logging.getLogger("vigil.judge")
 

@@ -10,10 +10,10 @@ Backends (``toxicity.backend``), each in its own module, imported only when chos
   identity_attack, and sexual_explicit for ``unbiased``).
 
 What is scored: the response, i.e. what the monitored model said. Per event the scorer
-writes a headline score ``toxicity`` (Detoxify's ``toxicity`` category, else the highest
+returns a headline score ``toxicity`` (Detoxify's ``toxicity`` category, else the highest
 category; its label names the backend's category set) plus one score per other category,
-and one row in ``incidents`` (risk_type ``toxicity``) for every category at or above
-``toxicity.threshold``.
+and a `RiskIncident` (risk_type ``toxicity``) for every category at or above
+``toxicity.threshold``; the pipeline stores them (tables ``scores`` and ``incidents``).
 
 Models run in a worker thread (``asyncio.to_thread``), one batch at a time: two batches at
 once on the same cores would only contend.
@@ -31,9 +31,7 @@ import numpy as np
 
 from monitor.config import ToxicitySettings
 from monitor.errors import ScorerError, VigilError
-from monitor.pipeline import rows as R
-from monitor.scorers.base import Job, Score, ScoreResult
-from monitor.times import now_iso
+from monitor.scorers.base import Job, RiskIncident, Score, ScoreResult
 
 log = logging.getLogger("vigil.scorers.toxicity")
 
@@ -63,7 +61,7 @@ def _profanity_check(settings: ToxicitySettings) -> ToxicityBackend:
 
 
 def _detoxify(settings: ToxicitySettings) -> ToxicityBackend:
-    from monitor.scorers.embeddings import configure_torch_threads
+    from monitor.scorers.torch_threads import configure_torch_threads
     from monitor.scorers.toxicity.detoxify import DetoxifyBackend
 
     configure_torch_threads(settings.torch_threads)
@@ -108,7 +106,7 @@ def load_backend(settings: ToxicitySettings) -> ToxicityBackend:
 
 
 class ToxicityScorer:
-    """Scores responses with a `ToxicityBackend`; writes scores and toxicity incidents."""
+    """Scores responses with a `ToxicityBackend`; returns scores and toxicity incidents."""
 
     name = "toxicity"
 
@@ -139,25 +137,20 @@ class ToxicityScorer:
     async def score(self, jobs: list[Job]) -> list[ScoreResult]:
         texts = [job.event.response.content for job in jobs]
         probs = await asyncio.to_thread(self.predict, texts)
-        now = now_iso()
         threshold = self.threshold
         categories = self._categories
         results = []
         for job, row in zip(jobs, probs.tolist(), strict=True):
-            event = job.event
             headline = row[self._headline] if self._headline is not None else max(row)
             scores = [Score(HEADLINE, headline, self._label)]
             scores.extend(Score(category, row[i]) for i, category in self._extra)
-            result = ScoreResult(event.event_id, scores)
             incidents = [
-                R.incident_row(event, "toxicity", categories[i], value, self.name, now)
+                RiskIncident("toxicity", categories[i], value)
                 for i, value in enumerate(row)
                 if value >= threshold
             ]
-            if incidents:
-                result.rows["incidents"] = incidents
-                self._incidents += len(incidents)
-            results.append(result)
+            self._incidents += len(incidents)
+            results.append(ScoreResult(job.event.event_id, scores, incidents=incidents))
         return results
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
