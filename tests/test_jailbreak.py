@@ -19,6 +19,7 @@ from monitor.pipeline import rows as R
 from monitor.scorers.base import Job
 from monitor.scorers.embeddings import EmbeddingScorer, build_embedding_scorer
 from monitor.times import now_iso
+from tests.fixtures import rows as fixture_rows
 from vigil.traffic import _JAILBREAKS, TrafficSpec, generate_events
 
 DAN_STYLE = [
@@ -56,7 +57,8 @@ def test_pattern_flags_dan_style_prompts(prompt: str) -> None:
     result = Heuristics(HeuristicsSettings()).check(_event(prompt))
     assert result.jailbreak_kinds
     assert "jailbreak" in result.failed
-    assert R.check_row(_event(prompt), result)["jailbreak_kinds"] == result.jailbreak_kinds
+    row = fixture_rows.check_row(_event(prompt), result)
+    assert row["jailbreak_kinds"] == result.jailbreak_kinds
 
 
 @pytest.mark.parametrize("prompt", ORDINARY)

@@ -23,6 +23,7 @@ from monitor.store import schema
 from monitor.store.base import Store
 from monitor.store.schema import INGEST_TABLE, TABLES, ingest_columns
 from monitor.store.server import ServerStore
+from tests.fixtures import rows as fixture_rows
 from vigil.traffic import TrafficSpec, generate_events
 
 NOW = "2026-11-22T09:00:00.000+00:00"
@@ -58,7 +59,7 @@ def test_migrate_is_idempotent_and_creates_every_table(any_store: Store) -> None
 
 def test_events_round_trip(any_store: Store) -> None:
     events = make_events()
-    any_store.insert("events", [R.event_row(e, NOW) for e in events])
+    any_store.insert("events", [fixture_rows.event_row(e, NOW) for e in events])
     got = fetch(
         any_store,
         "events",
@@ -100,8 +101,8 @@ def test_the_ingest_insert_stores_what_dict_rows_store(
     for table in shown:
         any_store.command(f"TRUNCATE TABLE {any_store.database}.{table}")
     heuristics = Heuristics(settings.heuristics)
-    any_store.insert("events", [R.event_row(e, NOW) for e in events])
-    any_store.insert("checks", [R.check_row(e, heuristics.check(e)) for e in events])
+    any_store.insert("events", [fixture_rows.event_row(e, NOW) for e in events])
+    any_store.insert("checks", [fixture_rows.check_row(e, heuristics.check(e)) for e in events])
     assert via_ingest == {table: fetch(any_store, table, cols) for table, cols in shown.items()}
     by_id = sorted(events, key=lambda e: e.event_id)
     for row, event in zip(via_ingest["events"], by_id, strict=True):
@@ -112,7 +113,7 @@ def test_checks_and_scores_round_trip(any_store: Store, settings: Settings) -> N
     events = make_events()
     heuristics = Heuristics(settings.heuristics)
     results = {e.event_id: heuristics.check(e) for e in events}
-    any_store.insert("checks", [R.check_row(e, results[e.event_id]) for e in events])
+    any_store.insert("checks", [fixture_rows.check_row(e, results[e.event_id]) for e in events])
     any_store.insert(
         "scores",
         [
@@ -137,7 +138,7 @@ def test_checks_and_scores_round_trip(any_store: Store, settings: Settings) -> N
 
 def test_feedback_round_trip_and_latest_wins(any_store: Store) -> None:
     events = [e for e in make_events() if e.feedback is not None]
-    any_store.insert("feedback", [R.inline_feedback_row(e, NOW) for e in events])
+    any_store.insert("feedback", [fixture_rows.inline_feedback_row(e, NOW) for e in events])
     target = events[0]
     late = parse_feedback(
         orjson.dumps(
@@ -168,7 +169,7 @@ def test_feedback_round_trip_and_latest_wins(any_store: Store) -> None:
 
 def test_duplicate_inserts_collapse_with_final(any_store: Store) -> None:
     events = make_events(20)
-    rows = [R.event_row(e, NOW) for e in events]
+    rows = [fixture_rows.event_row(e, NOW) for e in events]
     any_store.insert("events", rows)
     any_store.insert("events", rows)  # a redelivered batch
     any_store.insert("events", rows[:5])
@@ -223,7 +224,7 @@ def test_tuning_a_server_rejects_is_logged_and_migration_goes_on(
 
 def test_query_parameters_are_quoted(any_store: Store) -> None:
     events = make_events(5)
-    any_store.insert("events", [R.event_row(e, NOW) for e in events])
+    any_store.insert("events", [fixture_rows.event_row(e, NOW) for e in events])
     tricky = "x' OR '1'='1"
     sql = f"SELECT count() AS n FROM {any_store.database}.events WHERE event_id = {{id:String}}"
     assert int(any_store.query(sql, {"id": tricky})[0]["n"]) == 0
@@ -255,7 +256,7 @@ def test_bad_sql_raises_store_error_with_message(any_store: Store) -> None:
 
 
 def test_bad_rows_raise_store_error(any_store: Store) -> None:
-    row = R.event_row(make_events(1)[0], NOW)
+    row = fixture_rows.event_row(make_events(1)[0], NOW)
     row["ts"] = "not a time"
     with pytest.raises(StoreError):
         any_store.insert("events", [row])

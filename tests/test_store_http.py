@@ -17,10 +17,10 @@ import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from monitor.errors import StoreError
-from monitor.pipeline import rows as R
 from monitor.store.embedded import EmbeddedStore
 from monitor.store.endpoint import EndpointHandle, serve_store
 from monitor.store.server import ServerStore
+from tests.fixtures import rows as fixture_rows
 from tests.test_store_backends import NOW, make_events
 
 
@@ -56,7 +56,7 @@ def test_grafana_style_get_with_default_format_json(
     served_store: EndpointHandle, embedded_store: EmbeddedStore
 ) -> None:
     events = make_events(12)
-    embedded_store.insert("events", [R.event_row(e, NOW) for e in events])
+    embedded_store.insert("events", [fixture_rows.event_row(e, NOW) for e in events])
     query = "SELECT route, count() AS n FROM events GROUP BY route ORDER BY route"
     params = urlencode({"query": query, "default_format": "JSON", "database": "vigil"})
     status, headers, body = get(f"{served_store.url}/?{params}")
@@ -144,7 +144,7 @@ def test_clickhouse_connect_native_query_insert_and_command(
     client: clickhouse_connect.driver.Client, embedded_store: EmbeddedStore
 ) -> None:
     events = make_events(15)
-    embedded_store.insert("events", [R.event_row(e, NOW) for e in events])
+    embedded_store.insert("events", [fixture_rows.event_row(e, NOW) for e in events])
     result = client.query(
         "SELECT event_id, ts, route, metadata, latency_ms, feedback_rating FROM vigil.events FINAL "
         "ORDER BY event_id"

@@ -15,11 +15,11 @@ import pytest
 
 from monitor.config import Settings
 from monitor.errors import StoreError
-from monitor.pipeline import rows as R
 from monitor.store import open_store
 from monitor.store.embedded import EmbeddedStore
 from monitor.store.lock import INFO_NAME, LOCK_NAME, claim_data_dir, find_daemon
 from monitor.store.server import ServerStore
+from tests.fixtures import rows as fixture_rows
 from tests.test_store_backends import NOW, make_events
 
 # A daemon in its own process: owns the directory, prints its URL, exits when stdin closes.
@@ -100,7 +100,7 @@ def test_second_opener_reads_through_the_daemon(
     try:
         assert isinstance(store, ServerStore)
         events = make_events(8)
-        store.insert("events", [R.event_row(e, NOW) for e in events])
+        store.insert("events", [fixture_rows.event_row(e, NOW) for e in events])
         got = store.query(f"SELECT count() AS n FROM {store.database}.events FINAL")
         assert int(got[0]["n"]) == 8
     finally:

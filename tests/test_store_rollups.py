@@ -19,6 +19,7 @@ from monitor.events import Event, parse_event, parse_feedback
 from monitor.pipeline import rows as R
 from monitor.store.base import Store
 from monitor.store.rollups import EVERY_S, read_rollups, refresh_rollups
+from tests.fixtures import rows as fixture_rows
 from vigil.traffic import Incident, TrafficSpec, generate_events
 
 START = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
@@ -44,9 +45,10 @@ def _load(
     heuristics = Heuristics(settings.heuristics)
     checks = {e.event_id: heuristics.check(e) for e in events}
     for _ in range(2):
-        store.insert("events", [R.event_row(e, NOW) for e in events])
-        store.insert("checks", [R.check_row(e, checks[e.event_id]) for e in events])
-        store.insert("feedback", [R.inline_feedback_row(e, NOW) for e in events if e.feedback])
+        store.insert("events", [fixture_rows.event_row(e, NOW) for e in events])
+        store.insert("checks", [fixture_rows.check_row(e, checks[e.event_id]) for e in events])
+        feedback = [fixture_rows.inline_feedback_row(e, NOW) for e in events if e.feedback]
+        store.insert("feedback", feedback)
     ratings: dict[str, int] = {e.event_id: e.feedback.rating for e in events if e.feedback}
     # Late feedback, received after the inline one: it wins, and counts in the event's minute.
     late = [

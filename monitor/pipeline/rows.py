@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from monitor.checks import CHECKS_VERSION, CheckResult
-from monitor.events import Event, FeedbackEvent, request_json, request_raw
+from monitor.events import Event, FeedbackEvent, request_raw
 from monitor.pipeline.sampling import RANK, Decision
 from monitor.scorers.base import Embedding, Judgment, ScoreResult
 
@@ -51,7 +51,7 @@ FEEDBACK_COLUMNS = ("event_id", "ts", "rating", "comment", "source", "received_a
 
 def event_values(event: Event, at: float, now: str) -> tuple[Any, ...]:
     """One ``events`` row in `EVENT_COLUMNS` order (``at``: the event time, Unix seconds),
-    for `Encoded` (the request is a raw JSON object; `event_row` makes it a string)."""
+    for `Encoded` (the request is a raw JSON object, which the store reads as its text)."""
     response = event.response
     shadow = event.shadow
     feedback = event.feedback
@@ -109,18 +109,6 @@ def inline_feedback_values(event: Event, at: float, now: str) -> tuple[Any, ...]
     return (event.event_id, at, feedback.rating, feedback.comment or "", "inline", now)
 
 
-def event_row(event: Event, now: str) -> Row:
-    row = dict(zip(EVENT_COLUMNS, event_values(event, _ts(event.ts), now), strict=True))
-    row["request"] = request_json(event.request)
-    return row
-
-
-def check_row(event: Event, result: CheckResult) -> Row:
-    values = ingest_values(event, _ts(event.ts), "", result)
-    row = dict(zip(INGEST_COLUMNS, values, strict=True))
-    return {name: row[name] for name in CHECK_COLUMNS}
-
-
 def decision_row(event: Event, decision: Decision, now: str) -> Row:
     return {
         **_segment(event),
@@ -144,12 +132,6 @@ def score_row(
         "label": label,
         "created_at": now,
     }
-
-
-def inline_feedback_row(event: Event, now: str) -> Row:
-    return dict(
-        zip(FEEDBACK_COLUMNS, inline_feedback_values(event, _ts(event.ts), now), strict=True)
-    )
 
 
 def late_feedback_row(feedback: FeedbackEvent, now: str) -> Row:
