@@ -67,7 +67,7 @@ def _drift(settings: Settings, store: Store) -> tuple[float, Callable[..., objec
 
 
 def _alerts(settings: Settings, store: Store) -> tuple[float, Callable[..., object]] | None:
-    from monitor.alerts.listing import alert_timer
+    from monitor.alerts import alert_timer
 
     return alert_timer(settings, store)
 

@@ -313,3 +313,7 @@ class Outcome:
     message: str
     query: str
     details: dict[str, Any]
+
+
+#: One rule's evaluation: segment key -> (segment, its outcome).
+Outcomes = dict[str, tuple[dict[str, str], Outcome]]

@@ -164,12 +164,6 @@ def confidence(stat: float, drift_per_day: float) -> float:
     return 1.0 - false_alarm_bound(stat, drift_per_day)
 
 
-def expected_delay(h: float, p0: float, p1: float, p_true: float) -> float:
-    """Observations a rate CUSUM needs on average to cross ``h`` when the rate is ``p_true``."""
-    drift = bernoulli_llr(p_true, 1.0, p0, p1)
-    return math.inf if drift <= 0 else h / drift
-
-
 # -- summaries -----------------------------------------------------------------------------
 
 

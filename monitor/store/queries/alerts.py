@@ -1,0 +1,371 @@
+"""The alerts' SQL: per-minute sums for the sequential tests, baselines, the drift reports
+the drift rule reads, the ``alerts`` table itself, and the failing-example queries.
+
+Per-minute queries cover ``[lo, hi)`` of *event* time and return the split dimensions
+(``d_<name>``), the minute ``b`` (Unix minutes) and named sums (``n``, ``x``, ``s``,
+``ss``, after a component prefix). Counts use ``uniqExact(event_id)`` or ``FINAL`` so rows
+redelivered into the ReplacingMergeTrees do not count twice before they merge. Which
+metric asks for which sums, split by which dimensions, is decided by `monitor.alerts`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from monitor.errors import StoreError
+from monitor.store.base import Store, render
+from monitor.times import iso, parse_optional_ts
+
+Result = list[dict[str, Any]]
+
+_RANGE = "ts >= {lo:DateTime64} AND ts < {hi:DateTime64}"
+
+
+def _span(lo: datetime, hi: datetime) -> dict[str, Any]:
+    return {"lo": lo, "hi": hi}
+
+
+# -- per-minute sums ------------------------------------------------------------------------
+
+
+def _dim_columns(dims: Sequence[str], alias: str = "") -> list[str]:
+    prefix = f"{alias}." if alias else ""
+    return [f"toString({prefix}{d}) AS d_{d}" for d in dims]
+
+
+def _group(dims: Sequence[str], extra: Sequence[str] = ()) -> str:
+    return ", ".join([f"d_{d}" for d in dims] + list(extra) + ["b"])
+
+
+def _per_minute(dims: Sequence[str], sums: str, source: str, where: str) -> str:
+    columns = ", ".join([*_dim_columns(dims), ""]) if dims else ""
+    return (
+        f"SELECT {columns}intDiv(toUnixTimestamp(ts), 60) AS b, {sums} FROM {source} "
+        f"WHERE {where} GROUP BY {_group(dims)}"
+    )
+
+
+def feedback_minutes(
+    store: Store, dims: Sequence[str], lo: datetime, hi: datetime, prefix: str = ""
+) -> Result:
+    """Rated events (``n``) and thumbs-down (``x``), by the minute of the *event*: feedback
+    arriving late still counts towards the minute it rates."""
+    db = store.database
+    sql = (
+        f"SELECT {', '.join([*_dim_columns(dims, 'c'), ''])}"
+        "intDiv(toUnixTimestamp(c.ts), 60) AS b, "
+        f"uniqExact(f.event_id) AS {prefix}n, uniqExactIf(f.event_id, f.rating < 0) AS {prefix}x "
+        f"FROM {db}.feedback AS f FINAL INNER JOIN "
+        "(SELECT DISTINCT event_id, ts, route, model_version "
+        f"FROM {db}.checks WHERE {_RANGE}) AS c "
+        f"ON f.event_id = c.event_id WHERE f.ts < {{hi:DateTime64}} GROUP BY {_group(dims)}"
+    )
+    return store.query(sql, _span(lo, hi))
+
+
+def judge_minutes(
+    store: Store, dims: Sequence[str], lo: datetime, hi: datetime, dimension: str, prefix: str = ""
+) -> Result:
+    """Count, sum and sum of squares of one judge dimension, for rated (not cached) events."""
+    db = store.database
+    sql = _per_minute(
+        dims,
+        f"count() AS {prefix}n, sum(value) AS {prefix}s, sum(value * value) AS {prefix}ss",
+        f"{db}.scores FINAL",
+        f"scorer = 'judge' AND name = {{dimension:String}} AND {_RANGE} AND event_id IN "
+        f"(SELECT event_id FROM {db}.decisions WHERE scorer = 'judge' "
+        f"AND reason LIKE 'rate:%' AND {_RANGE})",
+    )
+    return store.query(sql, {**_span(lo, hi), "dimension": dimension})
+
+
+def cheap_check_minutes(
+    store: Store, dims: Sequence[str], lo: datetime, hi: datetime, checks: Sequence[str]
+) -> Result:
+    """Events (``cn``) and events failing any of the named boolean checks (``cx``)."""
+    failed = " OR ".join(f"{c} = 1" for c in checks) or "0"
+    sql = _per_minute(
+        dims,
+        f"uniqExact(event_id) AS cn, uniqExactIf(event_id, {failed}) AS cx",
+        f"{store.database}.checks",
+        _RANGE,
+    )
+    return store.query(sql, _span(lo, hi))
+
+
+def json_failure_minutes(store: Store, dims: Sequence[str], lo: datetime, hi: datetime) -> Result:
+    """JSON-required responses (``n``) and those that were not valid JSON (``x``)."""
+    sql = _per_minute(
+        dims,
+        "uniqExact(event_id) AS n, uniqExactIf(event_id, json_ok = 0) AS x",
+        f"{store.database}.checks",
+        f"json_required = 1 AND {_RANGE}",
+    )
+    return store.query(sql, _span(lo, hi))
+
+
+def judge_failure_minutes(store: Store, dims: Sequence[str], lo: datetime, hi: datetime) -> Result:
+    """Finished judge decisions (``n``) and failed ones (``x``)."""
+    sql = _per_minute(
+        dims,
+        "count() AS n, countIf(decision = 'failed') AS x",
+        f"{store.database}.decisions FINAL",
+        f"scorer = 'judge' AND decision IN ('scored', 'failed') AND {_RANGE}",
+    )
+    return store.query(sql, _span(lo, hi))
+
+
+def _segment_key_sql(dims: Sequence[str]) -> str:
+    # The alerts' segment key ("d1=v1,d2=v2"), computed by ClickHouse. With two
+    # or more dimensions this renders ", ," (invalid SQL); left as it was during the
+    # re-layering, which must not change behaviour.
+    if not dims:
+        return "''"
+    pieces: list[str] = []
+    for i, d in enumerate(dims):
+        pieces += [("," if i else "") + f"'{d}='", f"toString({d})"]
+    return "concat(" + ", ".join(pieces) + ")"
+
+
+def slow_request_minutes(
+    store: Store,
+    dims: Sequence[str],
+    lo: datetime,
+    hi: datetime,
+    keys: list[str],
+    limits: list[float],
+    default_limit: float,
+) -> Result:
+    """Requests (``n``) and those slower than their segment's limit (``x``): ``limits[i]``
+    for segment key ``keys[i]``, ``default_limit`` for any other segment."""
+    limit = (
+        f"transform({_segment_key_sql(dims)}, "
+        "{keys:Array(String)}, {vals:Array(Float64)}, {dflt:Float64})"
+    )
+    sql = _per_minute(
+        dims,
+        f"count() AS n, countIf(latency_ms > {limit}) AS x",
+        f"{store.database}.checks",
+        f"latency_ms IS NOT NULL AND {_RANGE}",
+    )
+    return store.query(sql, {**_span(lo, hi), "keys": keys, "vals": limits, "dflt": default_limit})
+
+
+def event_minutes(store: Store, dims: Sequence[str], lo: datetime, hi: datetime) -> Result:
+    """Events (``n``) per segment and minute."""
+    sql = _per_minute(dims, "uniqExact(event_id) AS n", f"{store.database}.checks", _RANGE)
+    return store.query(sql, _span(lo, hi))
+
+
+def incident_minutes(
+    store: Store,
+    dims: Sequence[str],
+    lo: datetime,
+    hi: datetime,
+    types: list[str],
+    by_type: bool,
+) -> Result:
+    """Events with an incident (``x``), of ``types`` only when given, also split by risk
+    type (``d_risk_type``) when ``by_type``."""
+    only = " AND risk_type IN {types:Array(String)}" if types else ""
+    type_column = ["risk_type AS d_risk_type"] if by_type else []
+    columns = ", ".join([*_dim_columns(dims), *type_column, ""])
+    group = _group(dims, ["d_risk_type"] if by_type else [])
+    sql = (
+        f"SELECT {columns}intDiv(toUnixTimestamp(ts), 60) AS b, uniqExact(event_id) AS x "
+        f"FROM {store.database}.incidents WHERE {_RANGE}{only} GROUP BY {group}"
+    )
+    return store.query(sql, {**_span(lo, hi), "types": types})
+
+
+# -- baselines ------------------------------------------------------------------------------
+
+
+def latency_quantiles(
+    store: Store, dims: Sequence[str], quantile: float, lo: datetime, hi: datetime
+) -> Result:
+    """The latency quantile ``t`` and request count ``n`` per segment over [lo, hi); one row
+    for all traffic when ``dims`` is empty."""
+    columns = ", ".join([*_dim_columns(dims), ""]) if dims else ""
+    group = f" GROUP BY {', '.join(f'd_{d}' for d in dims)}" if dims else ""
+    sql = (
+        f"SELECT {columns}quantileExact({quantile})(latency_ms) AS t, count() AS n "
+        f"FROM {store.database}.checks "
+        f"WHERE latency_ms IS NOT NULL AND {_RANGE}{group}"
+    )
+    return store.query(sql, _span(lo, hi))
+
+
+def judge_feedback_pairs(
+    store: Store, dimension: str, lo: datetime, hi: datetime, limit: int = 20000
+) -> list[tuple[float, int]]:
+    """(judge score, feedback rating) of the newest events that have both, rating != 0."""
+    db = store.database
+    sql = (
+        f"SELECT s.value AS v, f.rating AS r FROM {db}.scores AS s FINAL "
+        f"INNER JOIN {db}.feedback AS f FINAL "
+        "ON s.event_id = f.event_id WHERE s.scorer = 'judge' AND s.name = {dimension:String} "
+        "AND s.ts >= {lo:DateTime64} AND s.ts < {hi:DateTime64} AND f.rating != 0 "
+        f"ORDER BY s.ts DESC LIMIT {int(limit)}"
+    )
+    rows = store.query(sql, {"dimension": dimension, **_span(lo, hi)})
+    return [(float(r["v"]), int(r["r"])) for r in rows]
+
+
+def first_check_ts(store: Store) -> datetime | None:
+    """Event time of the first stored event (the start of the stream), None when empty."""
+    got = store.query(f"SELECT count() AS n, min(ts) AS t FROM {store.database}.checks")
+    if got and int(got[0]["n"]) > 0:
+        return parse_optional_ts(got[0]["t"])
+    return None
+
+
+def pinned_baselines(store: Store) -> dict[str, str]:
+    """The non-empty ``alerts.baseline`` and ``drift.baseline`` values of table ``state``."""
+    rows = store.query(
+        f"SELECT key, argMax(value, updated_at) AS v FROM {store.database}.state "
+        "WHERE key IN ('alerts.baseline', 'drift.baseline') GROUP BY key"
+    )
+    return {row["key"]: row["v"] for row in rows if row["v"]}
+
+
+# -- drift reports --------------------------------------------------------------------------
+
+
+def recent_drift_reports(
+    store: Store, as_of: datetime, oldest: datetime, *, per_version: bool
+) -> Result:
+    """Drift reports in (oldest, as_of], oldest first: the per-version ones, or the pooled
+    one (model_version ''). None yet (no drift job has run, or an old store lacks the
+    table) reads as no reports."""
+    try:
+        return store.query(
+            "SELECT model_version, ts, drifted, new_topic, reasons, psi, new_topic_rate, "
+            f"new_topic_base_rate, n_window FROM {store.database}.drift_reports FINAL "
+            "WHERE ts <= {as_of:DateTime64} AND ts > {oldest:DateTime64} AND "
+            + ("model_version != ''" if per_version else "model_version = ''")
+            + " ORDER BY ts",
+            {"as_of": as_of, "oldest": oldest},
+        )
+    except StoreError as exc:
+        if "drift_reports" in str(exc) and "exist" in str(exc).lower():
+            return []
+        raise
+
+
+# -- the alerts table -----------------------------------------------------------------------
+
+_COLUMNS = (
+    "alert_id, rule, metric, severity, segment, segment_key, state, previous, reason, ts, onset, "
+    "fired_at, resolved_at, value, baseline, effect, statistic, threshold, n, confidence, message, "
+    "query, command, details, notified"
+)
+
+
+def latest_alert_states(store: Store, as_of: datetime) -> Result:
+    """The latest transition at or before ``as_of`` of every (rule, segment_key)."""
+    return store.query(
+        "SELECT rule, segment_key, state, ts, onset, fired_at, resolved_at, breaches "
+        f"FROM {store.database}.alerts FINAL WHERE ts <= {{as_of:DateTime64}} "
+        "ORDER BY ts DESC LIMIT 1 BY rule, segment_key",
+        {"as_of": as_of},
+    )
+
+
+def was_notified(
+    store: Store, rule: str, segment_key: str, state: str, ts: datetime | None
+) -> bool:
+    """Whether this very transition is already stored as notified (a replay, a restart)."""
+    got = store.query(
+        f"SELECT max(notified) AS n FROM {store.database}.alerts "
+        "WHERE rule = {rule:String} "
+        "AND segment_key = {key:String} AND state = {state:String} AND ts = {ts:DateTime64}",
+        {"rule": rule, "key": segment_key, "state": state, "ts": ts},
+    )
+    return bool(got and int(got[0]["n"] or 0))
+
+
+def alert_episodes(store: Store, states: Sequence[str]) -> Result:
+    """Every alert episode (alert_id) in its latest transition among ``states``, newest first."""
+    return store.query(
+        f"SELECT {_COLUMNS} FROM {store.database}.alerts FINAL "
+        "WHERE state IN {states:Array(String)} ORDER BY ts DESC LIMIT 1 BY alert_id",
+        {"states": list(states)},
+    )
+
+
+def alert_by_id(store: Store, alert_id: str) -> Result:
+    """The latest transition of one alert episode (no rows when there is none)."""
+    return store.query(
+        f"SELECT {_COLUMNS} FROM {store.database}.alerts FINAL WHERE alert_id = {{id:String}} "
+        "ORDER BY ts DESC LIMIT 1",
+        {"id": alert_id},
+    )
+
+
+# -- the failing-example queries stored with each alert -------------------------------------
+
+
+def examples_query(
+    db: str,
+    metric: str,
+    segment: dict[str, str],
+    lo: datetime,
+    hi: datetime,
+    *,
+    judge_dimension: str = "",
+    cheap_checks: Sequence[str] = (),
+    latency_over: float | None = None,
+    limit: int = 100,
+) -> str:
+    """A ready-to-run query listing the failing events behind an alert of ``metric`` in
+    ``segment`` (literals inlined); '' for a metric without one."""
+    conds = [f"{d} = {{seg_{d}:String}}" for d in segment if d != "risk_type"]
+    params: dict[str, Any] = {f"seg_{d}": v for d, v in segment.items()}
+    params.update(lo=lo, hi=hi)
+    m = metric
+    cols = "event_id, ts, route, model_version"
+    if m in ("helpfulness", "negative_feedback_rate", "judge_mean"):
+        bad = [f"event_id IN (SELECT event_id FROM {db}.feedback FINAL WHERE rating < 0)"]
+        if m != "negative_feedback_rate":
+            bad.append(
+                f"event_id IN (SELECT event_id FROM {db}.scores WHERE scorer = 'judge' "
+                f"AND name = '{judge_dimension}' AND value <= 2)"
+            )
+        if m == "helpfulness":
+            bad.append("(" + " OR ".join(f"{c} = 1" for c in cheap_checks) + ")")
+        where = "(" + " OR ".join(bad) + ")"
+        source = f"{db}.checks"
+    elif m == "incident_rate":
+        cols = "event_id, ts, route, model_version, risk_type, category, score"
+        source = f"{db}.incidents"
+        where = "1" if "risk_type" not in segment else "risk_type = {seg_risk_type:String}"
+    elif m == "latency_p95":
+        cols += ", latency_ms"
+        source, where = f"{db}.checks", f"latency_ms > {float(latency_over or 0.0)!r}"
+    elif m == "json_failure_rate":
+        cols += ", json_error"
+        source, where = f"{db}.checks", "json_required = 1 AND json_ok = 0"
+    elif m == "judge_failure_rate":
+        cols += ", reason"
+        source, where = f"{db}.decisions FINAL", "scorer = 'judge' AND decision = 'failed'"
+    else:
+        return ""
+    sql = (
+        f"SELECT {cols} FROM {source} WHERE {where} "
+        "AND ts >= {lo:DateTime64} AND ts < {hi:DateTime64}"
+        + "".join(f" AND {c}" for c in conds)
+        + f" ORDER BY ts LIMIT {int(limit)}"
+    )
+    return render(sql, params)
+
+
+def drift_examples_query(db: str, model_version: str, as_of: datetime) -> str:
+    """A ready-to-run query listing the flagged drift reports of one scope up to ``as_of``."""
+    return (
+        f"SELECT ts, model_version, reasons, top_clusters FROM {db}.drift_reports FINAL "
+        f"WHERE model_version = '{model_version}' AND (drifted = 1 OR new_topic = 1) "
+        f"AND ts <= '{iso(as_of)}' ORDER BY ts DESC LIMIT 20"
+    )
