@@ -118,14 +118,13 @@ def judge_failure_minutes(store: Store, dims: Sequence[str], lo: datetime, hi: d
 
 
 def _segment_key_sql(dims: Sequence[str]) -> str:
-    # The alerts' segment key ("d1=v1,d2=v2"), computed by ClickHouse. With two
-    # or more dimensions this renders ", ," (invalid SQL); left as it was during the
-    # re-layering, which must not change behaviour.
+    # The alerts' segment key ("d1=v1,d2=v2", as `monitor.alerts.metrics.segment_key`
+    # writes it), computed by ClickHouse: the separator belongs inside the literal.
     if not dims:
         return "''"
     pieces: list[str] = []
     for i, d in enumerate(dims):
-        pieces += [("," if i else "") + f"'{d}='", f"toString({d})"]
+        pieces += [f"'{',' if i else ''}{d}='", f"toString({d})"]
     return "concat(" + ", ".join(pieces) + ")"
 
 
