@@ -30,16 +30,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.drift.stats import (
-    StatParams,
-    alpha_per_test,
-    blas_threads,
-    build_reference,
-    compare,
-    exact_mmd_permutation_test,
-    naive_mmd_permutation_test,
-    normalize_rows,
-)
+from monitor.drift.comparison import StatParams, alpha_per_test, build_reference, compare
+from monitor.drift.mmd import exact_mmd_permutation_test, naive_mmd_permutation_test
+from monitor.drift.vectors import blas_threads, normalize_rows
 
 
 def _data(n: int, m: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

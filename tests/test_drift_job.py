@@ -21,7 +21,7 @@ from monitor.config import Settings, load_settings
 from monitor.drift.baseline import pin_baseline, read_baselines, unpin_baseline
 from monitor.drift.job import DriftJob
 from monitor.drift.reports import list_reports, render_reports
-from monitor.drift.stats import normalize_rows
+from monitor.drift.vectors import normalize_rows
 from monitor.errors import ConfigError
 from monitor.store.embedded import EmbeddedStore
 

@@ -8,24 +8,23 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from monitor.drift.stats import (
+from monitor.drift.comparison import (
     StatParams,
     alpha_per_test,
-    blas_threads,
     build_reference,
     centroid_cosine_distance,
     compare,
-    kmeans,
+)
+from monitor.drift.mmd import (
     mmd2_exact,
     mmd_permutation_test,
     naive_mmd_permutation_test,
-    new_topic_test,
-    normalize_rows,
     rff_frequencies,
     rff_map,
-    seed_from,
-    share_shift,
 )
+from monitor.drift.seeds import seed_from
+from monitor.drift.topics import kmeans, new_topic_test, share_shift
+from monitor.drift.vectors import blas_threads, normalize_rows
 
 DIM = 32
 

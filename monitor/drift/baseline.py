@@ -17,14 +17,12 @@ import orjson
 from monitor.config import DriftSettings
 from monitor.errors import ConfigError
 from monitor.store.base import Store
+from monitor.store.queries import drift as queries
 from monitor.times import iso, parse_ts
 
 log = logging.getLogger("vigil.drift")
 
 BASELINE_KEY = "drift.baseline"
-
-
-# -- baselines (table `state`) -------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -70,11 +68,7 @@ def baseline_key(model_version: str) -> str:
 
 def read_baselines(store: Store) -> dict[str, Baseline]:
     """Pinned baselines by model_version ('' = all versions). Unpinned keys hold ''."""
-    rows = store.query(
-        f"SELECT key, value FROM {store.database}.state FINAL "
-        "WHERE key = {k:String} OR startsWith(key, {prefix:String})",
-        {"k": BASELINE_KEY, "prefix": BASELINE_KEY + ":"},
-    )
+    rows = queries.state_under(store, BASELINE_KEY)
     out: dict[str, Baseline] = {}
     for row in rows:
         if not row["value"]:
@@ -116,31 +110,18 @@ def pin_baseline(
     given), ``start`` to ``reference_minutes`` before ``end``. Raises `ConfigError` when
     the span holds fewer than ``min_window_events`` embeddings.
     """
-    table = f"{store.database}.embeddings"
     if end is None:
-        rows = store.query(
-            f"SELECT count() AS n, max(ts) AS last FROM {table} "
-            "WHERE kind = 'prompt' AND ({v:String} = '' OR model_version = {v:String})",
-            {"v": model_version},
-        )
-        if not rows or int(rows[0]["n"]) == 0:
+        last = queries.last_prompt_ts(store, model_version)
+        if last is None:
             raise ConfigError("no prompt embeddings stored yet: nothing to pin as a drift baseline")
-        end = parse_ts(rows[0]["last"]) + timedelta(milliseconds=1)
+        end = last + timedelta(milliseconds=1)
     if start is None:
         start = end - timedelta(minutes=settings.reference_minutes)
     if start >= end:
         raise ConfigError(
             f"baseline span is empty: --from {iso(start)} is not before --to {iso(end)}"
         )
-    span = {"start": start, "end": end, "v": model_version}
-    counts = store.query(
-        f"SELECT embedder, count() AS n FROM {table} FINAL WHERE kind = 'prompt' "
-        "AND ts >= {start:DateTime64(3)} AND ts < {end:DateTime64(3)} "
-        "AND ({v:String} = '' OR model_version = {v:String}) "
-        "GROUP BY embedder ORDER BY n DESC, embedder LIMIT 1",
-        span,
-    )
-    n = int(counts[0]["n"]) if counts else 0
+    embedder, n = queries.span_embedder(store, start, end, model_version) or ("", 0)
     if n < settings.min_window_events:
         raise ConfigError(
             f"baseline {iso(start)}..{iso(end)} holds {n} prompt embeddings"
@@ -150,7 +131,7 @@ def pin_baseline(
         start,
         end,
         model_version,
-        str(counts[0]["embedder"]),
+        embedder,
         n,
         datetime.now(UTC).isoformat(timespec="seconds"),
     )
@@ -168,6 +149,3 @@ def unpin_baseline(store: Store, model_version: str = "") -> bool:
         return False
     _write_state(store, baseline_key(model_version), "")
     return True
-
-
-# -- the job ------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from monitor.store.base import Store
-from monitor.times import parse_ts
+from monitor.store.queries import drift as queries
 
 
 def list_reports(
@@ -18,16 +18,8 @@ def list_reports(
     limit: int = 100,
 ) -> list[dict[str, Any]]:
     """Drift reports, newest first; ``top_clusters`` decoded. ``model_version`` '' = pooled."""
-    rows = store.query(
-        f"SELECT * FROM {store.database}.drift_reports FINAL "
-        "WHERE ts >= {since:DateTime64(3)} AND ({any:UInt8} = 1 OR model_version = {v:String}) "
-        "ORDER BY ts DESC, model_version LIMIT {limit:UInt32}",
-        {
-            "since": since or datetime(1970, 1, 1, tzinfo=UTC),
-            "any": 1 if model_version is None else 0,
-            "v": model_version or "",
-            "limit": limit,
-        },
+    rows = queries.drift_reports(
+        store, since or datetime(1970, 1, 1, tzinfo=UTC), model_version, limit
     )
     for row in rows:
         row["top_clusters"] = orjson.loads(row["top_clusters"]) if row.get("top_clusters") else []
@@ -36,10 +28,7 @@ def list_reports(
 
 def latest_report_ts(store: Store) -> datetime | None:
     """Event time of the newest drift report, or None when there is none."""
-    rows = store.query(f"SELECT max(ts) AS last, count() AS n FROM {store.database}.drift_reports")
-    if not rows or int(rows[0]["n"]) == 0:
-        return None
-    return parse_ts(rows[0]["last"])
+    return queries.last_report_ts(store)
 
 
 def _fmt_p(p: float) -> str:
