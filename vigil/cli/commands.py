@@ -123,9 +123,9 @@ def failures(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def evalset(args: argparse.Namespace, settings: Settings) -> int:
-    from vigil.cli.evalset import run
+    from vigil.cli.evalset import dispatch
 
-    return run(args, settings)
+    return dispatch(args, settings)
 
 
 #: `vigil NAME` runs ``COMMANDS[NAME]``; the parser (`vigil.cli.parser`) defines the same names.

@@ -49,7 +49,7 @@ def add_parsers(commands: Any) -> None:
         module.add_arguments(name, parser)
 
 
-def run(args: argparse.Namespace, settings: Settings) -> int:
+def dispatch(args: argparse.Namespace, settings: Settings) -> int:
     module = _module(args.evalset_command)
     assert module is not None  # the parser only offers modules that exist
     status: int = module.run(args.evalset_command, args, settings)
