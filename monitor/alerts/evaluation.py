@@ -29,6 +29,7 @@ from monitor.alerts.rules import Rule
 from monitor.alerts.state import AlertState, Verdict
 from monitor.alerts.windows import Spans
 from monitor.store.base import Store
+from monitor.store.queries.agreement import latest_agreement
 
 MINUTE = 60
 
@@ -143,12 +144,19 @@ class RuleEvaluation:
         return self._baseline_cache[cache_key]
 
     def _judge_weight(self, rule: Rule, lo: datetime, hi: datetime) -> float:
-        """The judge's weight: its AUC at telling negative from positive feedback (shrunk)."""
+        """The judge's weight: its agreement with human labels when people have labelled
+        its verdicts (`vigil evalset agreement`: better ground truth than thumbs), else
+        its AUC at telling negative from positive feedback; both shrunk to the prior."""
+        prior = float(rule.param("judge_reliability"))
+        human = latest_agreement(self.store, str(rule.param("dimension")))
+        if human is not None:
+            kappa, n = human
+            return st.agreement_reliability(kappa, n, prior)
         pairs = am.judge_pairs(self.store, rule, lo, hi)
         good = [v for v, r in pairs if r > 0]
         bad = [-v for v, r in pairs if r < 0]  # higher = worse, so AUC > 0.5 means informative
         measured = st.auc(bad, [-v for v in good])
-        return st.reliability(measured, len(bad), len(good), float(rule.param("judge_reliability")))
+        return st.reliability(measured, len(bad), len(good), prior)
 
     def _outcome(
         self,

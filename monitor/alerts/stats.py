@@ -219,3 +219,16 @@ def reliability(
     pairs = 1.0 / (1.0 / n_pos + 1.0 / n_neg)  # effective sample size of the AUC
     weight = pairs / (pairs + prior_pairs)
     return min(1.0, max(0.0, weight * measured + (1.0 - weight) * prior))
+
+
+def agreement_reliability(
+    kappa: float, n: int, prior: float, *, prior_items: float = 30.0
+) -> float:
+    """How much to trust a judge, 0..1, from its Cohen's kappa against human labels on
+    ``n`` items: the kappa (a chance-corrected agreement, so 0 for a coin), shrunk
+    towards ``prior`` until about ``prior_items`` items back it (at 30 items, halfway)."""
+    if math.isnan(kappa) or n <= 0:
+        return prior
+    weight = n / (n + prior_items)
+    return min(1.0, max(0.0, weight * max(0.0, kappa) + (1.0 - weight) * prior))
+
