@@ -7,9 +7,9 @@ All in one run, on the same machine and the same topic:
            the mean of the two; confluent-kafka (librdkafka, the worker's client) is
            printed too;
 2. live:   a real `vigil worker` subprocess (heuristics on, model scorers off) consumes
-           the same events through the ``--ingest`` path (kafka.ingest: batch, the
-           default, or stream, the Faust agent); rate = events / (time until the group
-           committed them all), measured after a warm-up so the group join is excluded;
+           the same events (confluent-kafka, `streams.consumer`); rate = events / (time
+           until the group committed them all), measured after a warm-up so the group
+           join is excluded;
 3. replay: `vigil replay` over the same events as a JSONL file, in-process;
 4. memory: the worker's RSS sampled while traffic keeps flowing for ``--minutes``.
 
@@ -17,8 +17,7 @@ Targets: live >= 20,000 events/s and >= 0.25x raw; replay >= 50,000 events/s; RS
 < 10% over the run (5 minutes for the full check). ``--profile`` runs the worker under
 cProfile and prints where its time went. Traffic is generated (monitor/traffic.py).
 
-    .venv/bin/python bench/ingest.py [--events 50000] [--minutes 0.5] [--ingest batch|stream]
-                                     [--profile]
+    .venv/bin/python bench/ingest.py [--events 50000] [--minutes 0.5] [--profile]
 """
 
 from __future__ import annotations
@@ -45,14 +44,14 @@ from monitor.config import KafkaSettings, Settings, load_settings, write_setting
 from monitor.replay import replay_file
 from streams.admin import OffsetReader, ensure_topics
 from streams.broker import DevBroker
-from streams.consumer import FETCH_OPTIONS, consumer_config
+from streams.client_config import FETCH_OPTIONS, consumer_config
 from streams.produce import produce_lines
 from vigil.traffic import TrafficSpec, generate_lines
 
 OFF = {k: {"enabled": False} for k in ("judge", "toxicity", "embedding")}
 
 
-def _settings(broker: DevBroker, data_dir: Path, batch_max: int, ingest: str) -> Settings:
+def _settings(broker: DevBroker, data_dir: Path, batch_max: int) -> Settings:
     return load_settings(
         overrides={
             "kafka": {
@@ -60,7 +59,6 @@ def _settings(broker: DevBroker, data_dir: Path, batch_max: int, ingest: str) ->
                 "session_timeout_s": 6.0,
                 "batch_max": batch_max,
                 "batch_within_s": 0.2,
-                "ingest": ingest,
             },
             "store": {"data_dir": str(data_dir)},
             "log_level": "WARNING",
@@ -216,11 +214,10 @@ def _profile_text(path: Path) -> str:
     out = io.StringIO()
     stats = pstats.Stats(str(path), stream=out)
     stats.sort_stats("tottime").print_stats(20)
-    # Where the event loop's time goes, by layer: Faust's per-message path, our agent,
-    # the pipeline (its store writes run in a thread, so they show as the loop waiting).
+    # Where the event loop's time goes, by layer: the consumer, the driver, the pipeline
+    # (its store writes run in a thread, so they show as the loop waiting).
     layers = (
-        r"_drain_messages|conductor.py.*on_message|_c_aiter|_py_aiter|wait_first|noack_take"
-        r"|streams/app.py|batch_ingest.py|getmany"
+        r"streams/consumer.py|driver.py"
         r"|pipeline.py.*(process|prepare|commit|write)|select.epoll"
     )
     stats.sort_stats("cumulative").print_stats(layers)
@@ -239,9 +236,6 @@ def main() -> None:
     parser.add_argument(
         "--minutes", type=float, default=0.5, help="memory run length (5 = full check)"
     )
-    parser.add_argument(
-        "--ingest", choices=["batch", "stream"], default="batch", help="kafka.ingest path"
-    )
     parser.add_argument("--profile", action="store_true", help="run the worker under cProfile")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
@@ -252,7 +246,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp, DevBroker() as broker:
         root = Path(tmp)
-        settings = _settings(broker, root / "live", args.batch, args.ingest)
+        settings = _settings(broker, root / "live", args.batch)
         ensure_topics(settings)
         # The warm-up is one whole batch, so every measured batch is a full one. A finite
         # topic's last, partial batch waits out kafka.batch_within_s before `consume`
@@ -286,7 +280,7 @@ def main() -> None:
             path = root / "events.jsonl"
             path.write_bytes(b"".join(line + b"\n" for line in main_lines))
             replay = asyncio.run(
-                replay_file(_settings(broker, root / "replay", args.batch, args.ingest), path)
+                replay_file(_settings(broker, root / "replay", args.batch), path)
             ).as_dict()
             memory = _memory_run(settings, offsets, worker, log, args.minutes, total)
         finally:
@@ -308,8 +302,8 @@ def main() -> None:
     print(f"raw consume (librdkafka)   {raw_librdkafka:>10,.0f} events/s   for reference")
     print(f"end-to-end worker          {live_rate:>10,.0f} events/s   {ratio:.2f}x raw")
     print(
-        f"                           (ingest path: {args.ingest}; confluent-kafka;"
-        f" {live_rate / raw_librdkafka:.2f}x librdkafka's raw)"
+        f"                           (confluent-kafka; {live_rate / raw_librdkafka:.2f}x"
+        " librdkafka's raw)"
     )
     print("                           (target >= 20,000/s and >= 0.25x raw)")
     replay_rate = replay["events_per_s"]

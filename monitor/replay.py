@@ -1,23 +1,27 @@
 """`vigil replay`: the whole pipeline in batch over a JSONL file, in event time.
 
-Same pipeline, same sampler, same timers as the live worker; only the source differs
-(lines of a file instead of Kafka messages). Scorer queues are settled before each
-event-time timer fires, so alerts over history do not depend on model speed.
+Same pipeline, same sampler, same timers and the same driver (`monitor.pipeline.driver`)
+as the live worker; only the source differs (`FileSource`: lines of a file instead of
+Kafka messages). Scorer queues are settled before each event-time timer fires, so alerts
+over history do not depend on model speed.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Awaitable, Iterator, Sequence
 from pathlib import Path
 
 from monitor.assembly import build_pipeline
 from monitor.config import Settings
 from monitor.errors import ConfigError
-from monitor.pipeline import RawMessage, Summary
+from monitor.pipeline import DeadLetter, RawMessage, Summary
+from monitor.pipeline.driver import drive
+from monitor.pipeline.source import Batch
 from monitor.store import open_store
 
 _CHUNK_BYTES = 8 * 1024 * 1024
+_FIRST_BATCH = 1000
 
 
 def read_batches(
@@ -56,26 +60,36 @@ def read_batches(
         yield batch
 
 
+class FileSource:
+    """A JSONL file as a `Source`: batches of ``batch_max`` lines, the first one smaller.
+
+    A small first batch gets the writer going early instead of idling through a whole
+    batch's prepare (~15% of a 100k-event replay at 10,000 per batch). Stored batches
+    need no acknowledgement: a replay starts from the top of the file every time.
+    """
+
+    def __init__(self, path: Path, batch_max: int) -> None:
+        self._path = path
+        self._batch_max = batch_max
+
+    async def batches(self) -> AsyncGenerator[Batch[None], None]:
+        size = self._batch_max
+        for batch in read_batches(self._path, size, first_batch=min(size, _FIRST_BATCH)):
+            yield Batch(batch, None)
+
+    async def acknowledge(
+        self, batch: Batch[None], stored: Awaitable[Sequence[DeadLetter]]
+    ) -> None:
+        await stored  # its dead letters are in the store; a file has no DLQ topic
+
+
 async def replay_file(settings: Settings, path: Path) -> Summary:
     """Run the pipeline over ``path`` and return the run summary."""
     store = open_store(settings)
     pipeline = build_pipeline(settings, store, replay=True)
     try:
         await pipeline.start()
-        # Prepare batch N+1 while batch N is written: the store releases the GIL, so the
-        # two halves use both cores. Commits still happen strictly in order.
-        writing: asyncio.Task[None] | None = None
-        # A small first batch gets the writer going early instead of idling through a
-        # whole batch's prepare (~15% of a 100k-event replay at 10,000 per batch).
-        batch_max = settings.kafka.batch_max
-        for batch in read_batches(path, batch_max, first_batch=min(batch_max, 1000)):
-            prepared = pipeline.prepare(batch)
-            if writing is not None:
-                await writing
-            writing = asyncio.create_task(pipeline.commit(prepared))
-            await asyncio.sleep(0)  # let the commit hand its write to the thread pool
-        if writing is not None:
-            await writing
+        await drive(pipeline, FileSource(path, settings.kafka.batch_max))
         await pipeline.settle()
         return pipeline.final_summary()
     finally:

@@ -1,4 +1,4 @@
-"""Kafka administration with kafka-python: reachability, topic creation, client options.
+"""Kafka administration with kafka-python: reachability, topic creation, committed offsets.
 
 Every kafka-python, aiokafka and confluent-kafka exception that leaves this package is
 translated here (`kafka_errors`) into `BrokerError`, with a message that names the servers
@@ -15,33 +15,9 @@ from typing import Any
 
 from monitor.config import KafkaSettings, Settings
 from monitor.errors import BrokerError
+from streams.client_config import CLIENT_ID, faust_group, kafka_python_options, servers
 
 log = logging.getLogger("vigil.kafka")
-
-_CLIENT_ID = "vigil"
-
-
-def servers(kafka: KafkaSettings) -> str:
-    if not kafka.bootstrap_servers:
-        raise BrokerError(
-            "no Kafka configured: set kafka.bootstrap_servers (env VIGIL_KAFKA__BOOTSTRAP_SERVERS, "
-            "--bootstrap-servers), or run `vigil up` for the embedded dev broker"
-        )
-    return kafka.bootstrap_servers
-
-
-def client_options(kafka: KafkaSettings) -> dict[str, Any]:
-    """kafka-python options shared by the admin client and the producer (auth included)."""
-    options: dict[str, Any] = {
-        "bootstrap_servers": servers(kafka).split(","),
-        "client_id": _CLIENT_ID,
-        "security_protocol": kafka.security_protocol,
-    }
-    if kafka.security_protocol.startswith("SASL"):
-        options["sasl_mechanism"] = kafka.sasl_mechanism or "PLAIN"
-        options["sasl_plain_username"] = kafka.sasl_username
-        options["sasl_plain_password"] = kafka.sasl_password.get_secret_value()
-    return options
 
 
 @contextlib.contextmanager
@@ -95,7 +71,7 @@ def probe(
 
     options = {
         "bootstrap_servers": bootstrap_servers.split(","),
-        "client_id": _CLIENT_ID,
+        "client_id": CLIENT_ID,
         **(extra or {}),
     }
     timeout_ms = int(timeout_s * 1000)
@@ -130,7 +106,7 @@ def wait_for_broker(kafka: KafkaSettings, timeout_s: float = 5.0) -> None:
     Each failed try is one warning log; the final failure is one `BrokerError` line.
     """
     where = servers(kafka)
-    options = client_options(kafka)
+    options = kafka_python_options(kafka)
     options.pop("bootstrap_servers")
     attempts = kafka.connect_retries + 1
     for attempt in range(1, attempts + 1):
@@ -151,7 +127,7 @@ def ensure_topics(settings: Settings) -> list[str]:
     where = servers(kafka)
     created: list[str] = []
     with kafka_errors("creating topics", where):
-        admin = KafkaAdminClient(**client_options(kafka), request_timeout_ms=10_000)
+        admin = KafkaAdminClient(**kafka_python_options(kafka), request_timeout_ms=10_000)
         try:
             missing = [name for name in wanted if name not in set(admin.list_topics())]
             for name in missing:
@@ -169,21 +145,10 @@ def ensure_topics(settings: Settings) -> list[str]:
     return created
 
 
-def faust_group(kafka: KafkaSettings) -> str:
-    """The consumer group of the Faust app (its id).
-
-    With ``ingest: stream`` Faust reads both topics in ``group_id``. With ``ingest: batch``
-    the events topic is read by a plain (librdkafka) consumer in ``group_id``; a group cannot
-    mix that consumer's assignor with Faust's own ("faust" protocol, rejected by Kafka as
-    inconsistent), so the Faust app (feedback only) gets a group of its own.
-    """
-    return kafka.group_id if kafka.ingest == "stream" else f"{kafka.group_id}.feedback"
-
-
 class OffsetReader:
     """Reads the worker's committed offsets: (topic, partition) -> next offset to read.
 
-    Events from ``group_id``, feedback from `faust_group` (the same group in stream mode).
+    Events from ``group_id``, feedback from `faust_group`.
     Progress is measured against these and the producer's own record offsets, never
     against ``end_offsets`` (which some brokers, tansu among them, get wrong).
 
@@ -197,13 +162,13 @@ class OffsetReader:
         from kafka.admin import KafkaAdminClient
 
         kafka = settings.kafka
-        wanted = {kafka.group_id: kafka.events_topic, faust_group(kafka): kafka.feedback_topic}
-        if len(wanted) == 1:
-            wanted = {kafka.group_id: ""}  # one group holds both topics
-        self._wanted = wanted
+        self._wanted = {
+            kafka.group_id: kafka.events_topic,
+            faust_group(kafka): kafka.feedback_topic,
+        }
         self._where = servers(kafka)
         with kafka_errors("reading committed offsets", self._where):
-            self._admin = KafkaAdminClient(**client_options(kafka), request_timeout_ms=10_000)
+            self._admin = KafkaAdminClient(**kafka_python_options(kafka), request_timeout_ms=10_000)
 
     def read(self) -> dict[tuple[str, int], int]:
         result: dict[tuple[str, int], int] = {}
@@ -213,7 +178,7 @@ class OffsetReader:
                 result.update(
                     ((tp.topic, tp.partition), meta.offset)
                     for tp, meta in offsets.items()
-                    if meta.offset >= 0 and topic in ("", tp.topic)
+                    if meta.offset >= 0 and tp.topic == topic
                 )
         return result
 

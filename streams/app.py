@@ -1,14 +1,13 @@
 """The Faust app: three topics, the feedback agent, and the events ingest. Kafka wiring only.
 
-Events are read by one of two paths (``kafka.ingest``): ``batch`` (default), a mode
-Service in this app that fetches whole batches with confluent-kafka (`streams.consumer`),
-or ``stream``, the Faust ``noack_take`` agent below. Faust's per-message machinery costs
-~190 us per message (measured: 3,959 events/s end-to-end vs 159,767 raw), fine for
-feedback, far too slow for events. Agents and the service hand raw bytes to a `Handlers`
-object (the worker's adapter around `monitor.pipeline.pipeline.Pipeline`); they hold no SQL and
-no statistics. Stream-path details:
+Faust is the application: its lifecycle (`vigil worker` is one Faust worker), the DLQ
+producer, and the late-feedback agent, in consumer group `faust_group`. Events do not go
+through a Faust stream: `EventsIngest`, a service of this app, runs
+`monitor.pipeline.driver.drive` over a `streams.consumer.KafkaSource` (why: see there).
+Both hand raw bytes to the `Pipeline`, which holds all the SQL and the statistics.
 
-At-least-once, from the faust-streaming 0.15.3 source (streams.py, transport/consumer.py):
+Feedback agent, at-least-once, from the faust-streaming 0.15.3 source (streams.py,
+transport/consumer.py):
 
 - ``Stream.take()`` and ``take_events()`` ack the buffered events in the ``finally`` of
   their generator. That runs when the agent asks for the next batch (good), but also when
@@ -17,9 +16,10 @@ At-least-once, from the faust-streaming 0.15.3 source (streams.py, transport/con
   never stored gets acked, and the consumer commits acked offsets on stop. So ``take()``
   acks too early for us.
 - ``noack_take()`` yields the same batches (as events) and never acks; we ack each event
-  ourselves once `Handlers.events` returned, i.e. once the batch is durably stored and
-  its dead letters are on the DLQ topic. The consumer commits only the longest run of
-  consecutive acked offsets, so an unstored batch also holds back every later commit.
+  ourselves once `Pipeline.process_feedback` returned, i.e. once the batch is durably
+  stored, and once its dead letters are on the DLQ topic. The consumer commits only the
+  longest run of consecutive acked offsets, so an unstored batch also holds back every
+  later commit.
 - Shutdown order (mode stops children in reverse start order): the consumer's fetcher
   stops first, then agents, then the consumer, which commits what was acked. The batch in
   flight is shielded from the agents' cancellation so it finishes, is acked, and is
@@ -31,46 +31,58 @@ At-least-once, from the faust-streaming 0.15.3 source (streams.py, transport/con
 from __future__ import annotations
 
 import asyncio
-import logging
-import ssl
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import faust
 from faust.streams import Stream
 from faust.types import EventT, TopicT
+from mode import Service
 
 from monitor.config import KafkaSettings, Settings
-from monitor.pipeline import DeadLetter, Prepared, RawMessage
-from streams.admin import faust_group, servers
-from streams.consumer import BatchIngest
+from monitor.pipeline import Pipeline, RawMessage
+from monitor.pipeline.driver import drive
+from streams.client_config import faust_group, faust_options
+from streams.consumer import KafkaSource
 from streams.dlq import send_dead_letters
 
-log = logging.getLogger("vigil.streams")
+#: Called when a batch cannot be stored (or dead-lettered) even after retries, or the
+#: broker fails for good: the worker stops without committing that batch.
+Fatal = Callable[[BaseException], None]
 
 
-class Handlers(Protocol):
-    """What the agents call; implemented over the pipeline by `streams.worker`."""
+class EventsIngest(Service):
+    """The events topic through the pipeline, started and stopped with the Faust app."""
 
-    async def events(self, batch: Sequence[RawMessage]) -> list[DeadLetter]:
-        """Store a batch of event messages durably; return the ones that did not parse."""
+    def __init__(
+        self, source: KafkaSource, pipeline: Pipeline, fatal: Fatal, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self._source = source
+        self._pipeline = pipeline
+        self._fatal = fatal
+        self._task: asyncio.Task[None] | None = None
 
-    def prepare_events(self, batch: Sequence[RawMessage]) -> Prepared:
-        """The CPU half of `events` (batch path: overlapped with the previous write)."""
+    async def on_start(self) -> None:
+        # Our own task, not `add_future`: mode cancels its futures on stop, and the batch
+        # in flight must finish instead.
+        self._task = asyncio.ensure_future(self._run())
 
-    async def commit_events(self, prepared: Prepared) -> list[DeadLetter]:
-        """The I/O half of `events`: store durably; return the messages that did not parse."""
+    async def on_stop(self) -> None:
+        self._source.stop()
+        if self._task is not None:
+            await asyncio.wait({self._task})
 
-    async def feedback(self, batch: Sequence[RawMessage]) -> list[DeadLetter]:
-        """Store a batch of late-feedback messages durably; return the ones that did not parse."""
-
-    def fatal(self, exc: BaseException) -> None:
-        """A batch could not be stored even after retries: stop the worker (no ack)."""
-
-
-Handle = Callable[[Sequence[RawMessage]], Awaitable[list[DeadLetter]]]
+    async def _run(self) -> None:
+        try:
+            if await self._source.connect():
+                await drive(self._pipeline, self._source)
+        except Exception as exc:  # StoreError after retries, DLQ send failure, BrokerError
+            self._fatal(exc)
+        finally:
+            await self._source.close()
 
 
 def _raw(event: EventT[Any]) -> RawMessage:
@@ -84,18 +96,19 @@ def _raw(event: EventT[Any]) -> RawMessage:
 
 
 async def _settle(
-    stream: Stream[Any], dlq: TopicT, handle: Handle, events: Sequence[EventT[Any]]
+    stream: Stream[Any], dlq: TopicT, pipeline: Pipeline, events: Sequence[EventT[Any]]
 ) -> None:
     """Store the batch, put its dead letters on the DLQ, then (only then) ack its events."""
-    await send_dead_letters(dlq, await handle([_raw(event) for event in events]))
+    dead = await pipeline.process_feedback([_raw(event) for event in events])
+    await send_dead_letters(dlq, dead)
     for event in events:
         await stream.ack(event)
 
 
-def _agent(dlq: TopicT, handle: Handle, handlers: Handlers, kafka: KafkaSettings) -> Any:
+def _feedback_agent(dlq: TopicT, pipeline: Pipeline, fatal: Fatal, kafka: KafkaSettings) -> Any:
     async def consume(stream: Stream[Any]) -> None:
         async for events in stream.noack_take(kafka.batch_max, within=kafka.batch_within_s):
-            task = asyncio.ensure_future(_settle(stream, dlq, handle, events))
+            task = asyncio.ensure_future(_settle(stream, dlq, pipeline, events))
             try:
                 await asyncio.shield(task)
             except asyncio.CancelledError:
@@ -104,58 +117,34 @@ def _agent(dlq: TopicT, handle: Handle, handlers: Handlers, kafka: KafkaSettings
                     await asyncio.wait({task})
                 raise
             except Exception as exc:  # StoreError after retries, DLQ send failure
-                handlers.fatal(exc)
+                fatal(exc)
                 return
 
     return consume
 
 
-def _credentials(kafka: KafkaSettings) -> Any:
-    if kafka.security_protocol == "PLAINTEXT":
-        return None
-    context = ssl.create_default_context() if kafka.security_protocol.endswith("SSL") else None
-    if kafka.security_protocol.startswith("SASL"):
-        return faust.SASLCredentials(
-            username=kafka.sasl_username,
-            password=kafka.sasl_password.get_secret_value(),
-            mechanism=kafka.sasl_mechanism or "PLAIN",
-            ssl_context=context,
-        )
-    return faust.SSLCredentials(context)
-
-
 @dataclass
 class VigilApp:
-    """The Faust app, and the batch ingest service the worker starts and stops with it."""
+    """The Faust app, and the events ingest the worker starts and stops with it."""
 
     app: faust.App
-    ingest: BatchIngest | None
+    ingest: EventsIngest
 
 
-def build_app(settings: Settings, handlers: Handlers, datadir: Path) -> VigilApp:
+def build_app(settings: Settings, pipeline: Pipeline, fatal: Fatal, datadir: Path) -> VigilApp:
     """The worker's Faust app: topics ``events``/``feedback``/``dlq``, the feedback agent,
-    and the events ingest of ``kafka.ingest`` (a service for batch, an agent for stream)."""
+    and the events ingest service, all over ``pipeline``."""
     kafka = settings.kafka
-    session_s = kafka.session_timeout_s
     app = faust.App(
         faust_group(kafka),
-        broker=[f"kafka://{server}" for server in servers(kafka).split(",")],
-        broker_credentials=_credentials(kafka),
+        **faust_options(kafka),
         datadir=str(datadir),
         store="memory://",  # durable state lives in ClickHouse, never in Faust tables
         web_enabled=False,
         topic_allow_declare=False,  # `streams.admin.ensure_topics` creates them
         topic_disable_leader=True,
         stream_wait_empty=False,  # see the module docstring
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=session_s,
-        broker_heartbeat_interval=max(0.5, session_s / 5),
-        broker_request_timeout=max(30.0, session_s * 2),
-        broker_rebalance_timeout=max(30.0, session_s * 2),
-        broker_commit_interval=1.0,
-        broker_max_poll_records=max(500, kafka.batch_max),
         stream_buffer_maxsize=max(4096, kafka.batch_max * 2),
-        producer_acks=-1,
     )
 
     def topic(name: str) -> TopicT:
@@ -163,13 +152,7 @@ def build_app(settings: Settings, handlers: Handlers, datadir: Path) -> VigilApp
             name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
         )
 
-    events, feedback, dlq = (
-        topic(kafka.events_topic),
-        topic(kafka.feedback_topic),
-        topic(kafka.dlq_topic),
-    )
-    app.agent(feedback, name="vigil-feedback")(_agent(dlq, handlers.feedback, handlers, kafka))
-    if kafka.ingest == "stream":
-        app.agent(events, name="vigil-ingest")(_agent(dlq, handlers.events, handlers, kafka))
-        return VigilApp(app, None)
-    return VigilApp(app, BatchIngest(kafka, handlers, dlq, loop=app.loop, beacon=app.beacon))
+    feedback, dlq = topic(kafka.feedback_topic), topic(kafka.dlq_topic)
+    app.agent(feedback, name="vigil-feedback")(_feedback_agent(dlq, pipeline, fatal, kafka))
+    source = KafkaSource(kafka, dlq)
+    return VigilApp(app, EventsIngest(source, pipeline, fatal, loop=app.loop, beacon=app.beacon))

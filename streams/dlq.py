@@ -1,4 +1,4 @@
-"""The dead-letter topic: shared by both ingest paths (Faust agents and `streams.consumer`).
+"""The dead-letter topic: shared by the events ingest (`streams.consumer`) and the feedback agent.
 
 A message that did not parse goes to ``kafka.dlq_topic`` with its original bytes and
 headers saying why and where it came from. Its source offset may be committed only once

@@ -21,7 +21,8 @@ from typing import Any
 
 from monitor.config import Settings
 from monitor.errors import ConfigError
-from streams.admin import client_options, ensure_topics, kafka_errors, servers, wait_for_broker
+from streams.admin import ensure_topics, kafka_errors, wait_for_broker
+from streams.client_config import kafka_python_options, servers
 
 log = logging.getLogger("vigil.produce")
 
@@ -74,7 +75,7 @@ def produce_lines(
     read = 0
     started = time.perf_counter()
     with kafka_errors("sending to Kafka", where):
-        producer = KafkaProducer(**client_options(kafka), **_PRODUCER_OPTIONS)
+        producer = KafkaProducer(**kafka_python_options(kafka), **_PRODUCER_OPTIONS)
         try:
             for line in lines:
                 if not line.strip():

@@ -4,7 +4,7 @@ Start-up: reach the broker (retried with backoff, one clear error line if it nev
 answers), create the topics if missing, open the store, build the pipeline with
 `monitor.assembly.build_pipeline`, serve the store's HTTP endpoint when the store is
 embedded, then run the Faust app until SIGTERM/SIGINT (or a batch that cannot be stored).
-Shutdown: the batch in flight finishes and is committed (see `streams.app`), scorer
+Shutdown: the batch in flight finishes and is committed (see `streams.consumer`), scorer
 queues drain, stages stop, the store closes. Exit status 0 after a signal, 1 after a
 fatal store/DLQ failure (its offsets were not committed: the batch is redelivered).
 """
@@ -17,14 +17,14 @@ import logging
 import os
 import signal
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from monitor.assembly import build_pipeline
 from monitor.config import Settings
 from monitor.errors import BrokerError, VigilError
-from monitor.pipeline import DeadLetter, Pipeline, Prepared, RawMessage
+from monitor.pipeline import Pipeline
 from monitor.store import open_store
 from monitor.store.base import Store
 from monitor.store.lock import OwnedStore, own_embedded_store
@@ -38,28 +38,14 @@ _DRAIN_TIMEOUT_S = 30.0
 _PROGRESS_EVERY_S = 30.0
 
 
-class PipelineHandlers:
-    """The agents' `streams.app.Handlers`, over one `Pipeline`."""
+class _Failure:
+    """The first fatal ingest error (`streams.app.Fatal`); recording one stops the worker."""
 
-    def __init__(self, pipeline: Pipeline, stop: asyncio.Event) -> None:
-        self.pipeline = pipeline
+    def __init__(self, stop: asyncio.Event) -> None:
         self._stop = stop
         self.error: BaseException | None = None
 
-    async def events(self, batch: Sequence[RawMessage]) -> list[DeadLetter]:
-        return await self.pipeline.process(batch)
-
-    def prepare_events(self, batch: Sequence[RawMessage]) -> Prepared:
-        return self.pipeline.prepare(batch)
-
-    async def commit_events(self, prepared: Prepared) -> list[DeadLetter]:
-        await self.pipeline.commit(prepared)
-        return prepared.rejected
-
-    async def feedback(self, batch: Sequence[RawMessage]) -> list[DeadLetter]:
-        return await self.pipeline.process_feedback(batch)
-
-    def fatal(self, exc: BaseException) -> None:
+    def record(self, exc: BaseException) -> None:
         log.error(
             "ingest failed; stopping without committing the batch in flight",
             extra={"error": _one_line(exc)},
@@ -141,35 +127,34 @@ async def _wait(stop: asyncio.Event, app: Any) -> None:
             await asyncio.wait_for(stop.wait(), 0.5)
 
 
-async def _run_app(settings: Settings, handlers: PipelineHandlers, stop: asyncio.Event) -> None:
+async def _run_app(
+    settings: Settings, pipeline: Pipeline, failure: _Failure, stop: asyncio.Event
+) -> None:
     """Run the Faust app until ``stop``; on return its last offsets are committed."""
     with tempfile.TemporaryDirectory(prefix="vigil-faust-") as datadir:
-        built = build_app(settings, handlers, Path(datadir))
+        built = build_app(settings, pipeline, failure.record, Path(datadir))
         app, ingest = built.app, built.ingest
         progress: asyncio.Task[None] | None = None
         try:
             await app.start()
-            if ingest is not None:
-                # A runtime dependency of the app: a crash in it stops the app.
-                await app.add_runtime_dependency(ingest)
+            # A runtime dependency of the app: a crash in it stops the app.
+            await app.add_runtime_dependency(ingest)
             log.info(
                 "worker started",
                 extra={
                     "group": settings.kafka.group_id,
-                    "ingest": settings.kafka.ingest,
                     "topics": [settings.kafka.events_topic, settings.kafka.feedback_topic],
-                    "scorers": sorted(handlers.pipeline.stages),
+                    "scorers": sorted(pipeline.stages),
                 },
             )
-            progress = asyncio.create_task(_progress(handlers.pipeline))
+            progress = asyncio.create_task(_progress(pipeline))
             await _wait(stop, app)
         finally:
             if progress is not None:
                 progress.cancel()
-            if ingest is not None:
-                # First, while the DLQ producer still runs: the batch in flight settles
-                # and is committed, then the events consumer leaves its group.
-                await ingest.stop()
+            # First, while the DLQ producer still runs: the batch in flight settles and
+            # is committed, then the events consumer leaves its group.
+            await ingest.stop()
             await app.stop()
 
 
@@ -185,23 +170,21 @@ async def serve(
         remove_signals()
         raise
     pipeline = build_pipeline(settings, opened.store)
-    handlers = PipelineHandlers(pipeline, stop)
+    failure = _Failure(stop)
     try:
         await pipeline.start()
-        await _run_app(settings, handlers, stop)
-        if handlers.error is None:
+        await _run_app(settings, pipeline, failure, stop)
+        if failure.error is None:
             await _settle(pipeline)
     finally:
         await pipeline.stop()
         opened.close()
         remove_signals()
     log.info("worker stopped", extra=_counts(pipeline))
-    if handlers.error is not None:
-        if isinstance(handlers.error, VigilError):
-            raise handlers.error
-        raise BrokerError(
-            f"dead-letter send failed: {_one_line(handlers.error)}"
-        ) from handlers.error
+    if failure.error is not None:
+        if isinstance(failure.error, VigilError):
+            raise failure.error
+        raise BrokerError(f"dead-letter send failed: {_one_line(failure.error)}") from failure.error
     return 0
 
 

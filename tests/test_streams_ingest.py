@@ -52,13 +52,10 @@ def _read_topic(settings: Settings, topic: str, expected: int) -> list[Any]:
     return records
 
 
-@pytest.mark.parametrize("ingest", ["batch", "stream"])
 def test_worker_stores_each_valid_event_once_and_dead_letters_the_rest(
-    dev_broker: DevBroker, tmp_path: Path, start_worker: object, ingest: str
+    dev_broker: DevBroker, tmp_path: Path, start_worker: object
 ) -> None:
-    stream_settings = load_settings(
-        overrides=stream_overrides(dev_broker, tmp_path / "data", kafka={"ingest": ingest})
-    )
+    stream_settings = load_settings(overrides=stream_overrides(dev_broker, tmp_path / "data"))
     lines = list(generate_lines(TrafficSpec(n=10_000, malformed_share=0.01, seed=11)))
     bad = [line for line in lines if not _valid(line)]
     assert len(lines) - len(bad) == 10_000 and len(bad) > 50

@@ -1,4 +1,4 @@
-"""Two batch-ingest workers in one group, one killed mid-stream: the survivor takes over.
+"""Two workers in one group, one killed mid-stream: the survivor takes over.
 
 Each worker owns its own embedded store (chDB allows one owner per directory), so the
 exact-count check is over the union of both stores: every valid event and every dead
@@ -64,7 +64,7 @@ def test_killed_worker_partitions_move_to_the_survivor(
     dev_broker: DevBroker, tmp_path: Path, start_worker: object
 ) -> None:
     def settings(name: str) -> Settings:
-        kafka = {"partitions": 2, "batch_max": 200, "ingest": "batch"}
+        kafka = {"partitions": 2, "batch_max": 200}
         return load_settings(overrides=stream_overrides(dev_broker, tmp_path / name, kafka=kafka))
 
     first, second = settings("a"), settings("b")

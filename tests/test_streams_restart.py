@@ -18,19 +18,13 @@ from vigil.traffic import TrafficSpec, generate_lines
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize(
-    ("signum", "ingest"),
-    [(signal.SIGTERM, "batch"), (signal.SIGKILL, "batch"), (signal.SIGKILL, "stream")],
-    ids=["sigterm-batch", "sigkill-batch", "sigkill-stream"],
-)
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_restart_after_kill_gives_exact_counts(
-    dev_broker: DevBroker, tmp_path: Path, start_worker: object, signum: int, ingest: str
+    dev_broker: DevBroker, tmp_path: Path, start_worker: object, signum: int
 ) -> None:
     # Small batches so the kill lands between commits, in the middle of the stream.
     settings = load_settings(
-        overrides=stream_overrides(
-            dev_broker, tmp_path / "data", kafka={"batch_max": 200, "ingest": ingest}
-        )
+        overrides=stream_overrides(dev_broker, tmp_path / "data", kafka={"batch_max": 200})
     )
     ensure_topics(settings)
     lines = list(generate_lines(TrafficSpec(n=8_000, malformed_share=0.01, seed=5)))

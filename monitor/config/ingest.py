@@ -22,7 +22,8 @@ class KafkaSettings(Section):
     dlq_topic: str = "vigil.events.dlq"
     """Dead-letter topic: original bytes plus a reason header for messages that do not parse."""
     group_id: str = "vigil"
-    """Consumer group; run more workers in the same group to scale out with partitions."""
+    """Consumer group of the events topic (late feedback is read in `<group_id>.feedback`);
+    run more workers in the same group to scale out with partitions."""
     partitions: Annotated[int, Field(ge=1)] = 1
     """Partitions to create for Vigil's topics when they do not exist yet."""
     batch_max: Annotated[int, Field(ge=1)] = 10_000
@@ -32,15 +33,6 @@ class KafkaSettings(Section):
     `bench/ingest.py`, at ~40 MB of memory per batch in flight)"""
     batch_within_s: Positive = 0.5
     """...or whatever arrived within this many seconds, whichever comes first."""
-    ingest: Literal["batch", "stream"] = "batch"
-    """How the worker reads the events topic. batch: whole fetches with confluent-kafka
-    (`streams.consumer`), preparing batch N+1 while batch N is written; the default
-    because Faust's per-message stream machinery costs ~190 us per message, which capped
-    the worker at 3,959 events/s (0.02x raw consume) on a 2-core machine. stream: the
-    Faust noack_take agent. Both commit offsets only after the batch is stored and its
-    dead letters are on the DLQ topic. In batch mode the feedback agent's Faust consumer
-    uses group `<group_id>.feedback` (one group cannot mix Faust's assignor with plain
-    consumers), so switching modes re-reads late feedback once; the store collapses it."""
     session_timeout_s: Positive = 10.0
     """Consumer-group session timeout (the dev broker joins in about half of it)."""
     connect_retries: Annotated[int, Field(ge=0)] = 8

@@ -1,12 +1,10 @@
-"""The one pipeline behind both `vigil replay` (batch) and the live Faust worker (stream).
+"""The one pipeline behind both `vigil replay` and the live worker.
 
 For each batch of raw messages: parse and validate (bad ones become dead letters with a
 reason), run the heuristic checks, decide per scorer (sampler), offer selected events to
-the async scorer stages, and write everything in one durable step. The caller commits
-its source position (Kafka offsets) only after `process` returns.
-
-Event-time timers (drift, alerts) fire when the watermark, the largest event time seen,
-crosses their period; the same events give the same firings in replay and live.
+the async scorer stages, and write everything in one durable step. A source acknowledges
+a batch (Kafka: commits its offsets) only once it is stored (`monitor.pipeline.driver`).
+Once stored, the batch advances event time: `monitor.pipeline.timers`.
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ import gc
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -29,14 +27,13 @@ from monitor.pipeline.sampling import Decision, Sampler
 from monitor.pipeline.source import DeadLetter, RawMessage
 from monitor.pipeline.stages import Stage
 from monitor.pipeline.summary import Summary
+from monitor.pipeline.timers import EventTimers, TimerFn
 from monitor.scorers.base import Job
 from monitor.store.base import Encoded, Row, Rows, Store, encode_into
 from monitor.store.schema import INGEST_TABLE
 from monitor.times import now_iso
 
 log = logging.getLogger("vigil.pipeline")
-
-TimerFn = Callable[[datetime], Awaitable[None]]
 
 
 @dataclass
@@ -67,14 +64,6 @@ class Prepared:
         }
 
 
-@dataclass
-class _Timer:
-    name: str
-    every_s: float
-    fn: TimerFn
-    last_slot: int | None = None
-
-
 class Pipeline:
     """Parse, check, sample, score and store; shared by replay and the worker."""
 
@@ -93,21 +82,23 @@ class Pipeline:
         self.sampler = Sampler(settings.sampling, [])
         self.set_stages(stages)
         self.summary = Summary()
-        self.watermark: datetime | None = None
-        # The first event time stored: timers count their periods from here, so a first
-        # batch spanning several periods fires each of them (whatever the batch size).
-        self.origin: datetime | None = None
-        self._timers: list[_Timer] = []
-        self._drain_before_timers = drain_before_timers
+        before_fire = self.drain if drain_before_timers else None
+        self.timers = EventTimers(self.summary.timers_fired, before_fire)
         self._started = time.perf_counter()
         self._write_lock = asyncio.Lock()
+
+    @property
+    def watermark(self) -> datetime | None:  # the largest event time stored so far
+        return self.timers.watermark
+
+    @property
+    def origin(self) -> datetime | None:  # the first event time stored
+        return self.timers.origin
 
     def set_stages(self, stages: Sequence[Stage]) -> None:
         """Plug in the scorer stages (before `start`); the sampler decides for exactly these."""
         self.stages = {stage.name: stage for stage in stages}
         self.sampler = Sampler(self.settings.sampling, list(self.stages))
-
-    # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
         await asyncio.to_thread(self.store.migrate)
@@ -143,15 +134,15 @@ class Pipeline:
     async def stop(self) -> None:
         for stage in self.stages.values():
             await stage.stop()
-        for timer in self._timers:
-            # Timers that hold clients (webhook notifiers) release them here.
-            close = getattr(timer.fn, "close", None)
-            if callable(close):
-                await close()
+        await self.timers.close()
 
     def add_timer(self, name: str, every_s: float, fn: TimerFn) -> None:
         """Run ``fn(as_of)`` each time the watermark crosses a multiple of ``every_s``."""
-        self._timers.append(_Timer(name, every_s, fn))
+        self.timers.add(name, every_s, fn)
+
+    async def fire_due_timers(self, *, force: bool = False) -> None:
+        """Fire the timers whose period the watermark crossed (``force``: each, once more)."""
+        await self.timers.fire_due(force=force)
 
     def final_summary(self) -> Summary:
         self.summary.elapsed_s = time.perf_counter() - self._started
@@ -166,8 +157,6 @@ class Pipeline:
                 del counts["pending"]
         return self.summary
 
-    # -- the hot path ------------------------------------------------------------------
-
     async def process(self, batch: Sequence[RawMessage]) -> list[DeadLetter]:
         """Handle one batch of event messages; returns, once it is durably stored, the
         messages that did not parse (already stored as dead letters)."""
@@ -178,8 +167,8 @@ class Pipeline:
     def prepare(self, batch: Sequence[RawMessage]) -> Prepared:
         """The CPU half of `process`: parse, check, sample, offer to stages, build rows.
 
-        Split from `commit` so a batch source may prepare batch N+1 while batch N is being
-        written (chDB and the HTTP client release the GIL); commits must stay in order.
+        Split from `commit` so `monitor.pipeline.driver` prepares batch N+1 while batch N
+        is written (chDB and the HTTP client release the GIL); commits stay in order.
         """
         started = time.perf_counter()
         # A batch's events hold containers (message lists, metadata dicts) that live until
@@ -214,12 +203,7 @@ class Pipeline:
                 events.append(parse_event(message.value))
             except EventError as exc:
                 summary.rejected[exc.reason] += 1
-                prepared.rejected.append(DeadLetter(message, exc.reason, exc.detail))
-                prepared.dead_letters.append(
-                    R.dead_letter_row(
-                        message.source, message.position, exc.reason, exc.detail, message.value, now
-                    )
-                )
+                _reject(message, exc, now, prepared.rejected, prepared.dead_letters)
         for event, result in zip(events, self.heuristics.check_many(events), strict=True):
             failed = result.failed
             at = event.ts.timestamp()
@@ -255,27 +239,21 @@ class Pipeline:
         await self.write(prepared.tables)
         self.summary.stored += len(prepared.ingest)
         self.summary.feedback_stored += len(prepared.feedback)
-        if self.origin is None:
-            self.origin = prepared.earliest
-        if prepared.latest is not None:
-            await self._advance(prepared.latest)
+        await self.timers.stored(prepared.earliest, prepared.latest)
 
     async def process_feedback(self, batch: Sequence[RawMessage]) -> list[DeadLetter]:
         """Handle one batch of late-feedback messages (topic ``vigil.feedback``); returns
         the messages that did not parse, once the batch is durably stored."""
         now = now_iso()
-        good, dead, rejected = [], [], []
+        good: list[Row] = []
+        dead: list[Row] = []
+        rejected: list[DeadLetter] = []
         for message in batch:
             try:
                 good.append(R.late_feedback_row(parse_feedback(message.value), now))
             except EventError as exc:
                 self.summary.rejected[f"feedback_{exc.reason}"] += 1
-                rejected.append(DeadLetter(message, exc.reason, exc.detail))
-                dead.append(
-                    R.dead_letter_row(
-                        message.source, message.position, exc.reason, exc.detail, message.value, now
-                    )
-                )
+                _reject(message, exc, now, rejected, dead)
         await self.write({"feedback": good, "dead_letters": dead})
         self.summary.feedback_stored += len(good)
         return rejected
@@ -308,37 +286,14 @@ class Pipeline:
             self.store.insert(name, todo[name])
         self.summary.write_s += time.perf_counter() - started
 
-    # -- event-time timers -------------------------------------------------------------
 
-    async def _advance(self, latest: datetime) -> None:
-        if self.watermark is not None and latest <= self.watermark:
-            return
-        self.watermark = latest
-        await self.fire_due_timers()
-
-    async def fire_due_timers(self, *, force: bool = False) -> None:
-        """Fire every timer whose period boundary the watermark has crossed.
-
-        ``force`` fires each timer once at the watermark (end of a replay), so the last
-        partial period is evaluated too.
-        """
-        if self.watermark is None or not self._timers:
-            return
-        epoch = self.watermark.timestamp()
-        for timer in self._timers:
-            slot = math.floor(epoch / timer.every_s)
-            if timer.last_slot is None:
-                start = self.origin or self.watermark
-                timer.last_slot = math.floor(start.timestamp() / timer.every_s)
-            if slot <= timer.last_slot and not force:
-                continue
-            if self._drain_before_timers:
-                await self.drain()
-            first = max(timer.last_slot + 1, slot - 1000)
-            boundaries = [s * timer.every_s for s in range(first, slot + 1)]
-            if force:
-                boundaries.append(epoch)
-            for boundary in boundaries:
-                await timer.fn(datetime.fromtimestamp(boundary, tz=UTC))
-                self.summary.timers_fired[timer.name] += 1
-            timer.last_slot = slot
+def _reject(
+    message: RawMessage, exc: EventError, now: str, letters: list[DeadLetter], rows: list[Row]
+) -> None:
+    """``message`` did not parse: its dead letter (for the DLQ topic) and its row."""
+    letters.append(DeadLetter(message, exc.reason, exc.detail))
+    rows.append(
+        R.dead_letter_row(
+            message.source, message.position, exc.reason, exc.detail, message.value, now
+        )
+    )

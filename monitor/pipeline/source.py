@@ -1,11 +1,16 @@
-"""What a source hands the pipeline: raw messages, and what comes back for the ones that
-did not parse."""
+"""What a source hands the pipeline: batches of raw messages, and how a stored batch is
+acknowledged. `monitor.pipeline.driver.drive` runs any `Source` (a JSONL file in
+`monitor.replay`, the Kafka events topic in `streams.consumer`)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, Awaitable, Sequence
 from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 import msgspec
+
+Position = TypeVar("Position")
 
 
 class RawMessage(msgspec.Struct, frozen=True, gc=False):
@@ -27,3 +32,36 @@ class DeadLetter:
     message: RawMessage
     reason: str
     detail: str
+
+
+@dataclass(slots=True, frozen=True)
+class Batch(Generic[Position]):
+    """Messages to store together, and what the source needs to acknowledge them."""
+
+    messages: list[RawMessage]
+    position: Position
+    """Kafka: the offsets to commit once stored; a file: nothing."""
+
+
+class Source(Protocol[Position]):
+    """Where batches come from, and what happens once one is stored."""
+
+    def batches(self) -> AsyncGenerator[Batch[Position], None]:
+        """The batches, in order; ends at the end of the input or once the source stops.
+        The driver closes it (``aclose``) when it fails. When it ends, its last batch may
+        still be in flight: what `acknowledge` needs must outlive it (`drive` returns only
+        once every batch is acknowledged)."""
+        ...
+
+    async def acknowledge(
+        self, batch: Batch[Position], stored: Awaitable[Sequence[DeadLetter]]
+    ) -> None:
+        """Await ``stored`` (the pipeline writing ``batch``; it gives the messages that
+        did not parse, already stored as dead letters), then make the batch done at the
+        source: Kafka sends the dead letters to the DLQ topic and commits the offsets of
+        the partitions it still owns; a file has nothing to do.
+
+        The source awaits the write itself, instead of being called once it is done, so
+        that it sees the write end either way: Kafka's revoke callback waits for exactly
+        that moment, and must not wait forever for a write that failed."""
+        ...
