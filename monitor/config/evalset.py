@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from monitor.config.base import Positive, Rate, Section
 
@@ -56,6 +56,15 @@ class LeakageSettings(Section):
     embedding_cosine: Rate = 0.95
     """With ``--embeddings``: prompt cosine similarity at or above which an item counts as
     a near-duplicate of a training line."""
+    embedding_chunk: Annotated[int, Field(ge=16, le=65536)] = 1024
+    """With ``--embeddings``: training texts embedded and compared per step; memory is
+    about this many x (embedding dimension + items) floats, whatever the file size."""
+    workers: Annotated[int, Field(ge=0, le=64)] = 0
+    """Processes that share one large training file (byte ranges); 0: one per CPU this
+    process may use (at most 8); 1: none."""
+    parallel_min_mb: Annotated[float, Field(ge=0)] = 64.0
+    """Plain training files at least this large are split over ``workers`` (smaller ones:
+    starting processes would cost more than it saves)."""
 
 
 class GateSettings(Section):
@@ -72,6 +81,35 @@ class GateSettings(Section):
     cache_dir: Path = Path(".vigil/gate-cache")
     """Response cache (by endpoint, model, prompt and parameters): an interrupted run
     resumes, and a rerun costs nothing."""
+    backoff_s: Positive = 0.5
+    """First retry delay; doubles per retry, at most 20 s (a Retry-After header wins)."""
+    api_key: SecretStr = SecretStr("")
+    """API key sent to every endpoint; empty: ``$OPENAI_API_KEY``, else a placeholder (local
+    servers ignore it)."""
+    default_model: str = ""
+    """Model for an endpoint given without ``#model``; empty: the first model it lists."""
+    samples: Annotated[int, Field(ge=1, le=200)] = 1
+    """Answers per code item for pass@k. 1: the temperature-0 answer only (pass@1); more:
+    that many extra answers at ``sample_temperature`` (seeds 0..n-1), pass@k for k <= n."""
+    sample_temperature: Annotated[float, Field(gt=0, le=2)] = 0.8
+    """Temperature of the extra pass@k samples (the main answer is always at 0)."""
+    test_timeout_s: Positive = 10.0
+    """Timeout of one code item's test program (its subprocess is killed after it)."""
+    semantic_similarity: bool = True
+    """Compute embedding cosine (MiniLM) against references (loads the embedding model)."""
+    judge_max_tokens: Annotated[int, Field(ge=16)] = 384
+    """Most tokens of one judge verdict."""
+    judge_max_chars: Annotated[int, Field(ge=200)] = 2000
+    """Prompt and answers are each cut to this many characters for the judge."""
+    judge_structured_output: Literal["auto", "json_schema", "json_object_schema", "json_object"] = (
+        "auto"
+    )
+    """How verdict JSON is requested (see ``judge.structured_output``); auto:
+    json_object_schema (llama.cpp's form) for a loopback judge URL, json_schema otherwise."""
+    confidence: Annotated[float, Field(gt=0.5, lt=1)] = 0.95
+    """Level of the reported intervals (Wilson for rates, bootstrap for means)."""
+    bootstrap_samples: Annotated[int, Field(ge=100, le=100_000)] = 2000
+    """Resamples of the bootstrap intervals (seeded: a rerun reports the same interval)."""
 
 
 class EvalsetSettings(Section):
