@@ -54,7 +54,33 @@ _EXPORTS = {
     "list_alerts": "monitor.alerts.listing",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "BrokerError",
+    "ConfigError",
+    "DeadLetter",
+    "Event",
+    "EventError",
+    "FeedbackEvent",
+    "JudgeError",
+    "Notifier",
+    "NotifyError",
+    "Pipeline",
+    "RawMessage",
+    "Scorer",
+    "ScorerError",
+    "Settings",
+    "Store",
+    "StoreError",
+    "Summary",
+    "VigilError",
+    "build_pipeline",
+    "list_alerts",
+    "load_settings",
+    "open_store",
+    "parse_event",
+    "parse_feedback",
+    "replay_file",
+]
 
 if TYPE_CHECKING:
     from monitor.alerts.listing import list_alerts
