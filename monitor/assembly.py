@@ -72,10 +72,22 @@ def _alerts(settings: Settings, store: Store) -> tuple[float, Callable[..., obje
     return alert_timer(settings, store)
 
 
+def _capture(settings: Settings, store: Store) -> tuple[float, Callable[..., object]] | None:
+    from monitor.evalset.capture import capture_timer
+
+    return capture_timer(settings, store)
+
+
 #: Event-time timers: name -> factory(settings, store) returning (period in seconds, async
 #: fn(as_of)), or None when disabled. They fire in this order at each boundary, so a drift
-#: report written at `as_of` is seen by the alert evaluator at the same `as_of`.
-TIMERS: dict[str, TimerFactory] = {"rollups": _rollups, "drift": _drift, "alerts": _alerts}
+#: report written at `as_of` is seen by the alert evaluator at the same `as_of`, and an
+#: alert raised then is there for failure capture (its examples are failures).
+TIMERS: dict[str, TimerFactory] = {
+    "rollups": _rollups,
+    "drift": _drift,
+    "alerts": _alerts,
+    "capture": _capture,
+}
 
 
 def enabled_scorers(settings: Settings) -> list[str]:

@@ -86,7 +86,13 @@ class FileSource:
 async def replay_file(settings: Settings, path: Path) -> Summary:
     """Run the pipeline over ``path`` and return the run summary."""
     store = open_store(settings)
-    pipeline = build_pipeline(settings, store, replay=True)
+    try:
+        # Building loads rules and models, and may refuse a setting: the store must be
+        # closed then too (chDB keeps one session per process).
+        pipeline = build_pipeline(settings, store, replay=True)
+    except BaseException:
+        store.close()
+        raise
     try:
         await pipeline.start()
         await drive(pipeline, FileSource(path, settings.kafka.batch_max))

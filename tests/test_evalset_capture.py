@@ -207,9 +207,7 @@ def fire_capture(settings: Settings, store: EmbeddedStore, events: list[dict[str
     asyncio.run(fire())
 
 
-def expected_failures(
-    replayed: Replayed, *, alert_examples_now: set[str], wired: bool
-) -> dict[str, set[str]]:
+def expected_failures(replayed: Replayed, *, alert_examples_now: set[str]) -> dict[str, set[str]]:
     """reason -> event ids, from the generated events and the planted scores."""
     checker = Heuristics(HeuristicsSettings())
     validator = jsonschema.Draft202012Validator(JSON_SCHEMA)
@@ -237,11 +235,9 @@ def expected_failures(
             out["jailbreak_answered"].add(eid)
     out["judge_low"] = {k for k, v in replayed.judge.items() if v <= 2}
     out["toxic"] = {k for k, v in replayed.toxicity.items() if v >= 0.5}
-    # Wired into the pipeline, the replay already captured the examples as they were
-    # before the judge scores were planted (which changed what some queries list).
-    out["alert_example"] = alert_examples_now | (
-        replayed.alert_examples_after_replay if wired else set()
-    )
+    # The replay itself captured the examples as they were before the judge scores were
+    # planted (which changed what some queries list).
+    out["alert_example"] = alert_examples_now | replayed.alert_examples_after_replay
     return out
 
 
@@ -252,12 +248,6 @@ def captured(store: EmbeddedStore) -> dict[str, set[str]]:
     return out
 
 
-def capture_is_wired() -> bool:
-    from monitor.assembly import TIMERS
-
-    return "capture" in TIMERS
-
-
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory: pytest.TempPathFactory) -> Replayed:
     return build_replayed(tmp_path_factory.mktemp("capture"))
@@ -265,20 +255,18 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> Replayed:
 
 @pytest.fixture(scope="module")
 def after_capture(replayed: Replayed) -> dict[str, set[str]]:
-    """Capture over the whole replay (by hand until the timer is wired), then expected."""
+    """What `vigil replay` captured by itself, then a capture over the whole replay after
+    judge and toxicity scores were planted; returns the failures expected then."""
     store = EmbeddedStore(replayed.data_dir)
     try:
-        if capture_is_wired():
-            # `vigil replay` alone captured the check-, feedback- and alert-based failures
-            # (the judge and toxicity scores were planted after it).
-            by_replay = captured(store)
-            expected = expected_failures(replayed, alert_examples_now=set(), wired=True)
-            expected = {r: ids for r, ids in expected.items() if r not in ("judge_low", "toxic")}
-            assert by_replay == expected
+        # The replay alone captured the check-, feedback- and alert-based failures (the
+        # judge and toxicity scores were planted after it).
+        by_replay = captured(store)
+        expected = expected_failures(replayed, alert_examples_now=set())
+        expected = {r: ids for r, ids in expected.items() if r not in ("judge_low", "toxic")}
+        assert by_replay == expected
         fire_capture(replayed.settings, store, replayed.events)
-        return expected_failures(
-            replayed, alert_examples_now=alert_examples(store), wired=capture_is_wired()
-        )
+        return expected_failures(replayed, alert_examples_now=alert_examples(store))
     finally:
         store.close()
 
@@ -379,20 +367,20 @@ def test_an_unknown_key_in_a_rules_file_names_the_rule_and_field(tmp_path: Path)
     rules.write_text("rules:\n  - {name: low_tone, kind: judge, dimension: tone, threshold: 2}\n")
     made = capture_timer(settings, None)  # type: ignore[arg-type]
     assert made is not None and made[0] == settings.evalset.capture.every_minutes * 60
-    if capture_is_wired():  # the pipeline loads the rules at start-up: replay stops
-        rules.write_text("rules:\n  - {name: very_toxic, kind: toxicity, thresold: 0.9}\n")
-        config = tmp_path / "vigil.yaml"
-        config.write_text(yaml.safe_dump({"evalset": {"capture": {"rules_file": str(rules)}}}))
-        traffic = tmp_path / "t.jsonl"
-        traffic.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in generate(TrafficSpec(n=5))))
-        args = ["--config", str(config), "--data-dir", str(tmp_path / "d"), "--heuristics-only"]
-        # A subprocess, as a user runs it (and chDB keeps one data directory per process).
-        done = subprocess.run(
-            [sys.executable, "-m", "vigil", "replay", *args, str(traffic)],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            env={**os.environ, "HF_HUB_OFFLINE": "1"},
-        )
-        assert done.returncode == 2, done.stderr[-2000:]
-        assert "rule very_toxic: thresold: unknown field" in done.stderr
+    # The pipeline loads the rules at start-up: a replay stops with the same message.
+    rules.write_text("rules:\n  - {name: very_toxic, kind: toxicity, thresold: 0.9}\n")
+    config = tmp_path / "vigil.yaml"
+    config.write_text(yaml.safe_dump({"evalset": {"capture": {"rules_file": str(rules)}}}))
+    traffic = tmp_path / "t.jsonl"
+    traffic.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in generate(TrafficSpec(n=5))))
+    args = ["--config", str(config), "--data-dir", str(tmp_path / "d"), "--heuristics-only"]
+    # A subprocess, as a user runs it (and chDB keeps one data directory per process).
+    done = subprocess.run(
+        [sys.executable, "-m", "vigil", "replay", *args, str(traffic)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "rule very_toxic: thresold: unknown field" in done.stderr
