@@ -1,4 +1,5 @@
-"""`vigil replay` and the live worker make the same decisions for the same events."""
+"""`vigil replay` and the live worker make the same decisions, and capture the same
+failures, for the same events."""
 
 from __future__ import annotations
 
@@ -36,10 +37,18 @@ def _decisions(data_dir: Path) -> set[tuple[str, str, str, str]]:
     return {(r["event_id"], r["scorer"], r["decision"], r["reason"]) for r in rows}
 
 
+def _failures(data_dir: Path) -> set[tuple[str, str, str]]:
+    store = EmbeddedStore(data_dir)
+    try:
+        rows = store.query("SELECT event_id, reason, detail FROM vigil.failures FINAL")
+    finally:
+        store.close()
+    return {(r["event_id"], r["reason"], r["detail"]) for r in rows}
+
+
 def test_replay_and_live_worker_agree_on_decisions(
     dev_broker: DevBroker, tmp_path: Path, start_worker: object
 ) -> None:
-    pytest.importorskip("monitor.scorers.toxicity.scorer")
     spec = TrafficSpec(n=3_000, seed=3, malformed_share=0.005)
     spec.incidents = demo_incidents(spec.start, spec.interval_s, spec.n)
     lines = list(generate_lines(spec))
@@ -63,3 +72,10 @@ def test_replay_and_live_worker_agree_on_decisions(
     assert {"scored", "sampled_out", "over_budget"} <= kinds, kinds
     assert len(from_replay) == 3_000
     assert from_live == from_replay
+
+    # Failure capture is an event-time job too: the same failures, with the same details.
+    failed_replay, failed_live = _failures(tmp_path / "replay"), _failures(tmp_path / "live")
+    reasons = {f[1] for f in failed_replay}
+    expected = {"pii_leak", "negative_feedback", "truncated_answer", "alert_example"}
+    assert expected <= reasons, reasons
+    assert failed_live == failed_replay
