@@ -146,3 +146,12 @@ def test_settings_file_round_trips_secrets_for_a_worker(tmp_path: Path) -> None:
     again = load_settings(path)
     assert again == settings
     assert again.judge.cascade.api_key.get_secret_value() == "sk-2"
+
+
+def test_eval_sets_live_beside_the_data_directory_unless_set(tmp_path: Path) -> None:
+    moved = load_settings(overrides={"store": {"data_dir": str(tmp_path / "data")}})
+    assert moved.evalset_dir == tmp_path / "evalsets"
+    assert moved.gate_cache_dir == tmp_path / "gate-cache"
+    assert load_settings().evalset_dir == Path(".vigil/evalsets")
+    own = load_settings(overrides={"evalset": {"dir": str(tmp_path / "sets")}})
+    assert own.evalset_dir == tmp_path / "sets"

@@ -92,7 +92,7 @@ def test_export_keeps_every_failure_scrubs_pii_and_writes_the_table(
 ) -> None:
     code, manifest = export(replayed, capsys, "support")
     assert code == 0
-    es = load(replayed.settings.evalset.dir, "support@v1")
+    es = load(replayed.settings.evalset_dir, "support@v1")
     items = es.items
     assert manifest["version"] == "v1" and manifest["items"] == len(items) > 0
     assert manifest["content_hash"] == content_hash(items) == es.manifest["content_hash"]
@@ -140,7 +140,7 @@ def test_planted_duplicates_are_folded_and_listed(
 ) -> None:
     code, manifest = export(replayed, capsys, "dupes")
     assert code == 0
-    items = {i.id: i for i in load(replayed.settings.evalset.dir, "dupes").items}
+    items = {i.id: i for i in load(replayed.settings.evalset_dir, "dupes").items}
     planted = replayed.planted
 
     def ident(prompt: str) -> str:
@@ -179,7 +179,7 @@ def test_reexport_keeps_ids_and_splits_and_diffs_against_the_parent(
     assert export(replayed, capsys, "stable")[0] == 0
     code, third = export(replayed, capsys, "stable")
     assert code == 0
-    root = replayed.settings.evalset.dir
+    root = replayed.settings.evalset_dir
     v1, v2, v3 = (load(root, f"stable@v{n}") for n in (1, 2, 3))
     first, second = {i.id: i for i in v1.items}, {i.id: i for i in v2.items}
     assert 0 < len(first) < len(second)
@@ -257,7 +257,7 @@ def test_an_empty_window_writes_nothing_and_exits_1(
     assert main([*base, "--name", "none", "--since", "2031-01-01T00:00:00Z"]) == 1
     err = capsys.readouterr().err
     assert "no captured failures from 2031-01-01" in err and "no version written" in err
-    assert versions(replayed.settings.evalset.dir, "none") == []
+    assert versions(replayed.settings.evalset_dir, "none") == []
     assert main([*base, "--name", "bad/name"]) == 2
     assert "eval-set name" in capsys.readouterr().err
 
@@ -275,7 +275,7 @@ def test_terminal_summary_says_what_was_written(
     ]
     assert main([*base, "--name", "summary"]) == 0
     out = capsys.readouterr().out
-    manifest = load(replayed.settings.evalset.dir, "summary").manifest
+    manifest = load(replayed.settings.evalset_dir, "summary").manifest
     assert f"exported summary@v1: {manifest['items']} items" in out
     assert f"negative_feedback {manifest['counts']['reason']['negative_feedback']}" in out
     assert f"{manifest['dedupe']['exact']} exact, {manifest['dedupe']['near']} near" in out

@@ -377,6 +377,7 @@ def test_retries_then_answers_and_caches(tmp_path: Path, fake: FakeOpenAI) -> No
     messages = [{"role": "user", "content": "What is 2 + 2?"}]
 
     async def go() -> tuple[str, str, int]:
+        assert settings.cache_dir is not None
         cache = ResponseCache(settings.cache_dir)
         caller = Caller(settings, cache)
         endpoint = await caller.resolve(parse_endpoint("candidate", fake.url))
@@ -397,6 +398,7 @@ def test_gives_up_after_retries_and_at_once_on_400(tmp_path: Path, fake: FakeOpe
     settings = _gate_settings(tmp_path, max_retries=1).evalset.gate
 
     async def ask(status: list[int]) -> None:
+        assert settings.cache_dir is not None
         cache = ResponseCache(settings.cache_dir)
         caller = Caller(settings, cache)
         fake.fail_with = status

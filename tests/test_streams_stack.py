@@ -54,6 +54,16 @@ def test_demo_runs_on_a_fresh_machine(tmp_path: Path) -> None:
     assert "ALERT [FIRING critical] helpfulness_drop [model_version=ckpt-2026-11-20]" in live
     assert "helpfulness_drop [model_version=ckpt-2026-11-20]" in final
     assert "Traceback" not in result.stderr
+    # It closes the loop: the failures it caught are the first version of an eval set,
+    # beside its data directory, with the command to review them.
+    from monitor.evalset.versions import load
+
+    exported = load(tmp_path / "evalsets", "demo-failures")
+    assert exported.version == "v1" and exported.items
+    assert f"exported demo-failures@v1: {len(exported.items)} items" in final
+    assert "vigil evalset review demo-failures" in final
+    by_reason = exported.manifest["counts"]["reason"]
+    assert {"pii_leak", "negative_feedback", "alert_example"} <= set(by_reason), by_reason
 
 
 def test_up_serves_the_store_to_other_processes_while_running(tmp_path: Path) -> None:

@@ -158,9 +158,13 @@ def _wait_consumed(
     raise BrokerError(f"the worker did not catch up within {_DEMO_TIMEOUT_S:.0f} s; see {log_path}")
 
 
+#: The eval set the demo exports its captured failures into (a new version per run).
+DEMO_EVALSET = "demo-failures"
+
+
 def run_demo(settings: Settings, events: int, as_json: bool) -> int:
     """`vigil demo`: up + generated traffic with incidents; prints the alerts as they fire,
-    then what was stored."""
+    then what was stored, then exports the failures it caught into an eval set."""
     if settings.judge.enabled:
         queue = min(settings.judge.queue_size, _DEMO_JUDGE_QUEUE)
         settings = _with(settings, judge={"queue_size": queue})
@@ -205,12 +209,43 @@ def run_demo(settings: Settings, events: int, as_json: bool) -> int:
         for line in alerts.new_lines():
             _say(as_json, line)
     report = stored_report(settings)
+    report["evalset"] = _export_failures(settings)
     report["elapsed_s"] = round(time.monotonic() - started, 1)
     if as_json:
         print(orjson.dumps(report, default=str).decode())
     else:
         print(render_report(report))
+        print(_evalset_lines(report["evalset"]))
     return 0
+
+
+def _export_failures(settings: Settings) -> dict[str, Any] | None:
+    """Close the loop: the failures the demo caught become the next version of an eval set
+    (None when nothing was captured, which the summary says)."""
+    from monitor.evalset.export import NothingToExport, export_evalset
+    from monitor.store import open_store
+
+    store = open_store(settings)
+    try:
+        return export_evalset(settings, store, DEMO_EVALSET)
+    except NothingToExport:
+        return None
+    finally:
+        store.close()
+
+
+def _evalset_lines(manifest: dict[str, Any] | None) -> str:
+    from vigil.cli.evalset.export import summary_lines
+
+    if manifest is None:
+        return "eval set: no failures were captured, so no version was exported"
+    return "\n".join(
+        [
+            *summary_lines(manifest),
+            "next: label them   vigil evalset review " + DEMO_EVALSET,
+            "      check leaks  vigil evalset check " + DEMO_EVALSET + " --against TRAIN.jsonl",
+        ]
+    )
 
 
 def _schedule(spec: TrafficSpec) -> str:

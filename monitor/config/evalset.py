@@ -78,9 +78,10 @@ class GateSettings(Section):
     """Retries of a failed request (429, 5xx, network), with exponential backoff."""
     max_tokens: Annotated[int, Field(ge=1)] = 512
     """Most tokens per answer."""
-    cache_dir: Path = Path(".vigil/gate-cache")
+    cache_dir: Path | None = None
     """Response cache (by endpoint, model, prompt and parameters): an interrupted run
-    resumes, and a rerun costs nothing."""
+    resumes, and a rerun costs nothing. None: ``gate-cache`` beside the store's data
+    directory."""
     backoff_s: Positive = 0.5
     """First retry delay; doubles per retry, at most 20 s (a Retry-After header wins)."""
     api_key: SecretStr = SecretStr("")
@@ -115,8 +116,9 @@ class GateSettings(Section):
 class EvalsetSettings(Section):
     """Where eval sets live and how they are made, checked and run."""
 
-    dir: Path = Path(".vigil/evalsets")
-    """Directory of eval sets: one folder per name, one immutable folder per version."""
+    dir: Path | None = None
+    """Directory of eval sets: one folder per name, one immutable folder per version.
+    None: ``evalsets`` beside the store's data directory (``.vigil/evalsets``)."""
     capture: CaptureSettings = Field(default_factory=CaptureSettings)
     """Failure capture in the pipeline."""
     export: ExportSettings = Field(default_factory=ExportSettings)

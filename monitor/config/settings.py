@@ -83,6 +83,17 @@ class Settings(BaseSettings):
         return (env_settings, init_settings)
 
     @property
+    def evalset_dir(self) -> Path:
+        """Where eval sets live (``evalset.dir``, else beside the store's data directory)."""
+        return self.evalset.dir or self.store.data_dir.parent / "evalsets"
+
+    @property
+    def gate_cache_dir(self) -> Path:
+        """The regression gate's response cache (``evalset.gate.cache_dir``, else beside
+        the store's data directory)."""
+        return self.evalset.gate.cache_dir or self.store.data_dir.parent / "gate-cache"
+
+    @property
     def store_backend(self) -> Literal["embedded", "server"]:
         """The backend `auto` resolves to."""
         if self.store.backend == "auto":

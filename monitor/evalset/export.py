@@ -81,7 +81,7 @@ def export_evalset(
     Raises `NothingToExport` for an empty window, `EvalsetError` for a bad name."""
     check_name(name)
     ex = settings.evalset.export
-    root = Path(out) if out is not None else settings.evalset.dir
+    root = Path(out) if out is not None else settings.evalset_dir
     max_items = max_items if max_items is not None else ex.max_items
     per_reason = per_reason if per_reason is not None else ex.per_reason
     fmt = fmt or ex.format

@@ -93,7 +93,7 @@ def prepare(request: GateRequest, settings: Settings) -> Plan:
                  parse_endpoint("baseline", request.baseline)]
     if request.judge:
         endpoints.append(parse_endpoint("judge", request.judge))
-    evalset = load(settings.evalset.dir, request.evalset)
+    evalset = load(settings.evalset_dir, request.evalset)
     items = [i for i in evalset.items if request.split in ("all", i.split)]
     if request.limit is not None:
         items = items[: request.limit]
@@ -121,7 +121,7 @@ class Collected:
 
 async def _collect(plan: Plan, progress: Progress) -> Collected:
     gate = plan.settings.evalset.gate
-    cache = ResponseCache(gate.cache_dir)
+    cache = ResponseCache(plan.settings.gate_cache_dir)
     caller = Caller(gate, cache)
     try:
         plan.endpoints = [await caller.resolve(e) for e in plan.endpoints]
@@ -276,7 +276,7 @@ def execute(plan: Plan, store: Store | None = None,
     notes = [] if plan.rubric else ["no --judge: judge and pairwise metrics skipped"]
     metrics = _metrics(plan, got, notes)
     report = _report(plan, got, metrics, run_id, started, notes)
-    folder = plan.request.out or plan.settings.evalset.dir / plan.evalset.name / "runs" / run_id
+    folder = plan.request.out or plan.settings.evalset_dir / plan.evalset.name / "runs" / run_id
     path = write_report(folder, report)
     if store is not None:
         record_run(store, _store_row(report, path))

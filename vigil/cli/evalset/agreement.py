@@ -42,7 +42,7 @@ def run(name: str, args: argparse.Namespace, settings: Settings) -> int:
         raise EvalsetError(f"--threshold {args.threshold}: the judge's scores run from 1 to 5")
     if args.resamples < 100:
         raise EvalsetError(f"--resamples {args.resamples}: use at least 100")
-    evalset = load(settings.evalset.dir, args.ref)
+    evalset = load(settings.evalset_dir, args.ref)
     store = open_store(settings)
     try:
         store.migrate()

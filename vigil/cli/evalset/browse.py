@@ -34,7 +34,7 @@ def add_arguments(name: str, parser: argparse.ArgumentParser) -> None:
 
 
 def run(name: str, args: argparse.Namespace, settings: Settings) -> int:
-    root: Path = args.dir or settings.evalset.dir
+    root: Path = args.dir or settings.evalset_dir
     data, text = {"list": _list, "show": _show, "diff": _diff}[name](root, args)
     if args.json:
         sys.stdout.write(orjson.dumps(data).decode() + "\n")

@@ -118,10 +118,10 @@ def run(name: str, args: argparse.Namespace, settings: Settings) -> int:
     max_rate = leakage.max_leak_rate if args.max_leak_rate is None else args.max_leak_rate
     if not 0.0 <= max_rate <= 1.0:
         raise ConfigError(f"--max-leak-rate {max_rate}: a share between 0 and 1")
-    evalset = load(settings.evalset.dir, args.evalset)
+    evalset = load(settings.evalset_dir, args.evalset)
     if not evalset.items:
         raise EvalsetError(f"{evalset.name}@{evalset.version} has no items")
-    sources = _sources(args, settings.evalset.dir)
+    sources = _sources(args, settings.evalset_dir)
     embeddings = None
     if args.embeddings:
         from monitor.evalset.leakage_embed import NearDuplicates, load_embedder

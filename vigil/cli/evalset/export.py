@@ -138,6 +138,12 @@ def _summary(m: dict[str, Any]) -> None:
     from rich.console import Console
 
     console = Console(highlight=False)
+    for line in summary_lines(m):
+        console.print(line, markup=False, soft_wrap=True)
+
+
+def summary_lines(m: dict[str, Any]) -> list[str]:
+    """What an export made, from its manifest: a few lines for a terminal."""
     split = m["counts"]["split"]
     source = m["source"]
     pii = m["pii"]["replaced"]
@@ -157,5 +163,4 @@ def _summary(m: dict[str, Any]) -> None:
         lines.append(
             f"  vs {p['version']:<11} +{len(p['added'])} added, -{len(p['removed'])} removed"
         )
-    for line in lines:
-        console.print(line, markup=False, soft_wrap=True)
+    return lines

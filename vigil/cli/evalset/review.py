@@ -68,7 +68,7 @@ def run(name: str, args: argparse.Namespace, settings: Settings) -> int:
             "review needs a terminal: stdin or stdout is not one "
             "(use --import FILE to load labels made elsewhere)"
         )
-    evalset = load(settings.evalset.dir, args.ref)
+    evalset = load(settings.evalset_dir, args.ref)
     reviewer = args.reviewer or os.environ.get("USER") or getpass.getuser() or "reviewer"
     store = open_store(settings)
     try:
