@@ -262,8 +262,13 @@ def part_leakage(args: argparse.Namespace) -> None:
 
 
 def part_capture(args: argparse.Namespace) -> None:
-    """The capture/export part: another engineer adds it."""
-    print("capture/export part: not written yet")
+    """Capture and export of ``--failures`` synthetic failing events (see
+    `bench/evalset_capture.py`)."""
+    from evalset_capture import run  # bench/ is on the path when a bench runs
+
+    with tempfile.TemporaryDirectory(prefix="vigil-bench-capture-") as tmp:
+        for line in run(args.failures, Path(tmp)):
+            print(line, flush=True)
 
 
 PARTS = {"leakage": part_leakage, "capture": part_capture}
@@ -277,6 +282,7 @@ def main() -> None:
     parser.add_argument("--plants", type=int, default=200, help="planted overlaps (leakage)")
     parser.add_argument("--naive-lines", type=int, default=10_000, help="lines of the naive scan")
     parser.add_argument("--workers", type=int, help="leakage.workers (default: the setting)")
+    parser.add_argument("--failures", type=int, default=100_000, help="failing events (capture)")
     args = parser.parse_args()
     for name, part in PARTS.items():
         if args.part in (name, "all"):
