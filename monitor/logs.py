@@ -1,7 +1,8 @@
-"""Structured logs: one JSON object per line on stderr.
+"""Logs on stderr: one readable line per record on a terminal, one JSON object per line
+otherwise (or when asked), so people read them and log collectors parse them.
 
-Fields passed with ``extra=`` become keys. Raw user text never goes into a log at INFO:
-log ids, counts and reasons, not prompts or responses.
+Fields passed with ``extra=`` become keys (JSON) or ``key=value`` pairs (text). Raw user
+text never goes into a log at INFO: log ids, counts and reasons, not prompts or responses.
 """
 
 from __future__ import annotations
@@ -9,11 +10,19 @@ from __future__ import annotations
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, TextIO
 
 import orjson
 
+LogFormat = Literal["auto", "json", "text"]
+
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+#: Libraries that log at INFO about their own business; ours stay at the level asked.
+_CHATTY = ("aiokafka", "faust", "mode", "kafka", "httpx", "urllib3", "sentence_transformers")
+
+
+def _extra(record: logging.LogRecord) -> dict[str, Any]:
+    return {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
 
 
 class JsonFormatter(logging.Formatter):
@@ -24,20 +33,42 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                data[key] = value
+        data.update(_extra(record))
         if record.exc_info and record.levelno >= logging.ERROR:
             data["exc"] = self.formatException(record.exc_info).splitlines()[-1]
         return orjson.dumps(data, default=str).decode()
 
 
-def setup_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+class TextFormatter(logging.Formatter):
+    """``12:00:01 warning  store write failed, retrying  attempt=1 delay_s=0.1``"""
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        pairs = " ".join(f"{k}={_short(v)}" for k, v in _extra(record).items())
+        line = f"{when} {record.levelname.lower():<8} {record.getMessage()}"
+        if pairs:
+            line += "  " + pairs
+        if record.exc_info and record.levelno >= logging.ERROR:
+            line += "  exc=" + self.formatException(record.exc_info).splitlines()[-1]
+        return line
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def setup_logging(
+    level: str = "WARNING", fmt: LogFormat = "auto", stream: TextIO | None = None
+) -> None:
+    """Send logs at ``level`` and above to ``stream`` (stderr): text on a terminal, JSON
+    when it is not one (``auto``), or the format asked."""
+    out = stream or sys.stderr
+    text = fmt == "text" or (fmt == "auto" and out.isatty())
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(TextFormatter() if text else JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # Chatty libraries stay at WARNING unless we debug.
-    for name in ("aiokafka", "faust", "mode", "kafka", "httpx", "urllib3", "sentence_transformers"):
-        logging.getLogger(name).setLevel(logging.WARNING if level != "DEBUG" else logging.DEBUG)
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)

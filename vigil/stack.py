@@ -185,7 +185,9 @@ def run_demo(settings: Settings, events: int, as_json: bool) -> int:
         _say(as_json, f"Kafka at {live.kafka.bootstrap_servers}; worker log {log_path}")
         _say(as_json, _schedule(spec))
         # The worker gets the demo's effective settings exactly; the file goes with tmp.
-        settings_file = write_settings_file(live, Path(tmp) / "settings.yaml")
+        # Its log goes to a file, so it may say what it does (INFO), as JSON lines.
+        worker_settings = live.model_copy(update={"log_level": "INFO", "log_format": "json"})
+        settings_file = write_settings_file(worker_settings, Path(tmp) / "settings.yaml")
         worker = _start_worker(settings_file, log_path)
         alerts = AlertWatcher(live)
         try:

@@ -60,8 +60,12 @@ class Settings(BaseSettings):
     """Alert rules and notifiers."""
     evalset: EvalsetSettings = Field(default_factory=EvalsetSettings)
     """The eval-set library: failure capture, export, leakage check, regression gate."""
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    """Log level of the structured (JSON) logs on stderr."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+    """Level of the logs on stderr (`--log-level`): warnings and errors by default, INFO
+    for what the worker and the jobs do, DEBUG for everything."""
+    log_format: Literal["auto", "json", "text"] = "auto"
+    """Log format (`--log-format`): auto is readable text on a terminal and one JSON object
+    per line otherwise (a file, a pipe, a log collector)."""
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Settings:

@@ -20,6 +20,10 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         out.setdefault("store", {})["data_dir"] = str(args.data_dir)
     if getattr(args, "bootstrap_servers", None):
         out.setdefault("kafka", {})["bootstrap_servers"] = args.bootstrap_servers
+    if getattr(args, "log_level", None):
+        out["log_level"] = args.log_level
+    if getattr(args, "log_format", None):
+        out["log_format"] = args.log_format
     if getattr(args, "heuristics_only", False):
         out.update({k: {"enabled": False} for k in ("judge", "toxicity", "embedding")})
     return out
@@ -30,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings(getattr(args, "config", None), overrides(args))
-        setup_logging(settings.log_level)
+        setup_logging(settings.log_level, settings.log_format)
         return COMMANDS[args.command](args, settings)
     except VigilError as exc:
         print(f"vigil: error: {exc}", file=sys.stderr)

@@ -16,6 +16,16 @@ def _common() -> argparse.ArgumentParser:
     common.add_argument(
         "--bootstrap-servers", help="Kafka bootstrap servers (kafka.bootstrap_servers)"
     )
+    common.add_argument(
+        "--log-level",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="logs on stderr at this level and above (log_level; default WARNING)",
+    )
+    common.add_argument(
+        "--log-format",
+        choices=("auto", "json", "text"),
+        help="text on a terminal, JSON otherwise (auto), or as asked (log_format)",
+    )
     return common
 
 
