@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from monitor.config import read_yaml
+from monitor.config.rules_file import describe, duplicate_names
 from monitor.errors import ConfigError
 
 DEFAULT_RULES = Path(__file__).resolve().parent / "default_rules.yaml"
@@ -149,10 +150,9 @@ class RuleSet(BaseModel):
 
     @model_validator(mode="after")
     def _unique(self) -> RuleSet:
-        names = [rule.name for rule in self.rules]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"duplicate rule names: {', '.join(dupes)}")
+        problem = duplicate_names(rule.name for rule in self.rules)
+        if problem:
+            raise ValueError(problem)
         return self
 
 
@@ -161,22 +161,7 @@ def parse_rules(data: Any, source: str = "rules") -> list[Rule]:
     try:
         return [rule for rule in RuleSet.model_validate(data).rules if rule.enabled]
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        loc = list(first["loc"])
-        where = ".".join(str(p) for p in loc) or "rules"
-        if (
-            len(loc) >= 2
-            and loc[0] == "rules"
-            and isinstance(loc[1], int)
-            and isinstance(data, dict)
-        ):
-            try:
-                name = data["rules"][loc[1]].get("name", loc[1])
-                where = f"rule {name}: " + ".".join(str(p) for p in loc[2:])
-            except (KeyError, IndexError, TypeError, AttributeError):
-                pass
-        message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
-        raise ConfigError(f"{source}: {where}: {message}") from exc
+        raise ConfigError(f"{source}: {describe(exc, data)}") from exc
 
 
 def load_rules(path: Path | None = None) -> list[Rule]:

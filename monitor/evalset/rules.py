@@ -20,7 +20,6 @@ Unknown keys are errors naming the rule and the field, like every other setting.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -29,6 +28,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from monitor.config import PiiKind, read_yaml
+from monitor.config.rules_file import describe, duplicate_names
 from monitor.errors import ConfigError
 
 DEFAULT_CAPTURE = Path(__file__).resolve().parent / "default_capture.yaml"
@@ -160,10 +160,9 @@ class CaptureRuleSet(BaseModel):
 
     @model_validator(mode="after")
     def _unique(self) -> CaptureRuleSet:
-        names = [rule.name for rule in self.rules]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"duplicate rule names: {', '.join(dupes)}")
+        problem = duplicate_names(rule.name for rule in self.rules)
+        if problem:
+            raise ValueError(problem)
         return self
 
 
@@ -172,27 +171,7 @@ def parse_capture_rules(data: Any, source: str = "capture rules") -> list[AnyRul
     try:
         return [rule for rule in CaptureRuleSet.model_validate(data).rules if rule.enabled]
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {_describe(exc, data)}") from exc
-
-
-def _describe(exc: ValidationError, data: Any) -> str:
-    first = exc.errors(include_url=False)[0]
-    loc = list(first["loc"])
-    where = ".".join(str(p) for p in loc) or "rules"
-    if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
-        rule: Any = None
-        with contextlib.suppress(KeyError, IndexError, TypeError):
-            rule = data["rules"][loc[1]]
-        fields = dict(rule) if isinstance(rule, dict) else {}
-        name = fields.get("name", f"#{loc[1] + 1}")
-        # A tagged union puts the kind into the location: drop it, the reader knows it.
-        rest = loc[3:] if len(loc) >= 3 and loc[2] == fields.get("kind") else loc[2:]
-        where = f"rule {name}: " + (".".join(str(p) for p in rest) or "kind")
-        if first["type"] == "union_tag_invalid":
-            return f"{where}: unknown kind {fields.get('kind')!r} (one of {', '.join(KINDS)})"
-    if first["type"] == "union_tag_not_found":
-        return f"{where}: missing (one of {', '.join(KINDS)})"
-    return f"{where}: " + ("unknown field" if first["type"] == "extra_forbidden" else first["msg"])
+        raise ConfigError(f"{source}: {describe(exc, data, KINDS)}") from exc
 
 
 def load_capture_rules(path: Path | None = None) -> list[AnyRule]:
