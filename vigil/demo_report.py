@@ -62,7 +62,8 @@ def stored_report(settings: Settings) -> dict[str, Any]:
         store.close()
 
 
-def render_report(report: dict[str, Any]) -> str:
+def render_report(report: dict[str, Any], evalset: str = "") -> str:
+    """The demo's closing summary; ``evalset``: what its export made, shown last but one."""
     lines = ["", "stored (rows, FINAL):"]
     lines += [f"  {table:<14} {n}" for table, n in report["tables"].items()]
     lines.append("decisions by scorer:")
@@ -72,5 +73,7 @@ def render_report(report: dict[str, Any]) -> str:
         lines.append("  (no model scorers enabled)")
     lines.append(f"alerts ({len(report['alerts'])}, latest state of each):")
     lines += [f"  {format_alert(alert)}" for alert in report["alerts"]] or ["  none"]
+    if evalset:
+        lines.append(evalset)
     lines.append(f"demo finished in {report['elapsed_s']} s")
     return "\n".join(lines)

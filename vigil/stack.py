@@ -210,14 +210,14 @@ def run_demo(settings: Settings, events: int, as_json: bool) -> int:
             raise VigilError(f"the worker stopped with status {status}; see {log_path}")
         for line in alerts.new_lines():
             _say(as_json, line)
+    exported = _export_failures(settings)
     report = stored_report(settings)
-    report["evalset"] = _export_failures(settings)
+    report["evalset"] = exported
     report["elapsed_s"] = round(time.monotonic() - started, 1)
     if as_json:
         print(orjson.dumps(report, default=str).decode())
     else:
-        print(render_report(report))
-        print(_evalset_lines(report["evalset"]))
+        print(render_report(report, _evalset_lines(exported)))
     return 0
 
 
