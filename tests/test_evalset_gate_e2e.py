@@ -12,6 +12,11 @@ and short (5 items, short answers) because the server answers one request at a t
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -204,3 +209,68 @@ def test_gate_passes_fails_resumes_and_keeps_a_trend(
     assert all("latency.p50_ms" in r["metrics"] for r in runs)
     assert runs[2]["metrics"]["benchmark_drop:arc_easy"] == pytest.approx(10.0)
     assert len({r["config_hash"] for r in runs}) == 3
+
+
+def test_a_run_interrupted_with_ctrl_c_resumes_without_asking_twice(
+    llama_server: LlamaServer, workspace: dict[str, Any]
+) -> None:
+    """Ctrl-C (SIGINT) in the middle of a run, as a user would: every answer that had
+    arrived is kept, and the rerun asks only for the rest (counted at the server)."""
+    tmp: Path = workspace["tmp"]
+    url = llama_server.base_url
+    command = [
+        sys.executable, "-m", "vigil", "evalset", "run", "smoke@v1",
+        "--config", str(workspace["config"]), "--data-dir", str(tmp / "data"),
+        "--candidate", f"{url}#smollm2-135m-instruct", "--baseline", f"{url}#smollm2-baseline",
+        "--judge", f"{url}#smollm2-judge", "--rubric", str(workspace["rubric"]),
+        "--thresholds", str(tmp / "loose.yaml"), "--max-tokens", "24", "--out", str(tmp / "out"),
+    ]  # fmt: skip
+    start = llama_server.request_count()
+    child = subprocess.Popen(
+        command, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 600
+        while (tmp / "cache").exists() is False or _cached(workspace) < 2:
+            assert child.poll() is None, "the run ended before it could be interrupted"
+            assert time.monotonic() < deadline, "no answer was cached in 10 minutes"
+            time.sleep(0.2)
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 130, err.decode()[-2000:]
+    interrupted = _cached(workspace)
+    # Requests the run had in flight still finish at the server (it cannot cancel them):
+    # count them once it is quiet, so the rerun's count is the rerun's alone.
+    made_before = _quiet_count(llama_server) - start
+    assert interrupted >= 2
+    # An answer in flight at the interrupt may be lost, never one that arrived.
+    assert made_before - interrupted <= workspace_concurrency(workspace) * 3
+
+    assert _gate(workspace, url, "loose.yaml") == 0
+    asked = llama_server.request_count() - start - made_before
+    assert asked == _cached(workspace) - interrupted > 0  # nothing asked twice
+    assert _report(workspace)["calls"]["made"] == asked
+
+
+def _quiet_count(server: LlamaServer, quiet_s: float = 3.0, limit_s: float = 300.0) -> int:
+    """The server's request count once it has not changed for ``quiet_s``."""
+    deadline = time.monotonic() + limit_s
+    count, since = server.request_count(), time.monotonic()
+    while time.monotonic() - since < quiet_s:
+        assert time.monotonic() < deadline, "the server never went quiet"
+        time.sleep(0.2)
+        now = server.request_count()
+        if now != count:
+            count, since = now, time.monotonic()
+    return count
+
+
+def workspace_concurrency(workspace: dict[str, Any]) -> int:
+    """Requests a run keeps in flight per endpoint (the config's gate.concurrency)."""
+    config = orjson.loads(workspace["config"].read_bytes())
+    return int(config["evalset"]["gate"]["concurrency"])
