@@ -265,7 +265,8 @@ def test_a_terminal_gets_a_progress_bar_and_a_pipe_does_not(env: Env) -> None:
     train = _write(env.tmp / "t.jsonl", [{"text": t} for t in env.clean(9000)])
     args = ["-m", "vigil", "evalset", "check", "support", "--config", str(env.config),
             "--against", str(train)]  # fmt: skip
-    child = pexpect.spawn(sys.executable, args, encoding="utf-8", timeout=120,
+    # poll, not select: select() refuses descriptors past 1023, which a long run reaches.
+    child = pexpect.spawn(sys.executable, args, encoding="utf-8", timeout=120, use_poll=True,
                           dimensions=(30, 150), env={**os.environ, "TERM": "xterm"})  # fmt: skip
     child.expect(pexpect.EOF)
     child.close()

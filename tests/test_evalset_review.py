@@ -147,6 +147,7 @@ def _spawn(tmp_path: Path, term: str) -> pexpect.spawn:
     child = pexpect.spawn(
         sys.executable, [*args, "--reviewer", "ann"], env=_env(tmp_path, term), encoding="utf-8",
         timeout=WAIT, dimensions=(40, 160),
+        use_poll=True,  # select() refuses descriptors past 1023, which a long run reaches
     )  # fmt: skip
     return child
 
