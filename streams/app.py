@@ -96,11 +96,15 @@ def _raw(event: EventT[Any]) -> RawMessage:
 
 
 async def _settle(
-    stream: Stream[Any], dlq: TopicT, pipeline: Pipeline, events: Sequence[EventT[Any]]
+    stream: Stream[Any],
+    dlq: TopicT,
+    pipeline: Pipeline,
+    events: Sequence[EventT[Any]],
+    dlq_max_bytes: int,
 ) -> None:
     """Store the batch, put its dead letters on the DLQ, then (only then) ack its events."""
     dead = await pipeline.process_feedback([_raw(event) for event in events])
-    await send_dead_letters(dlq, dead)
+    await send_dead_letters(dlq, dead, dlq_max_bytes)
     for event in events:
         await stream.ack(event)
 
@@ -108,7 +112,8 @@ async def _settle(
 def _feedback_agent(dlq: TopicT, pipeline: Pipeline, fatal: Fatal, kafka: KafkaSettings) -> Any:
     async def consume(stream: Stream[Any]) -> None:
         async for events in stream.noack_take(kafka.batch_max, within=kafka.batch_within_s):
-            task = asyncio.ensure_future(_settle(stream, dlq, pipeline, events))
+            settled = _settle(stream, dlq, pipeline, events, kafka.dlq_max_bytes)
+            task = asyncio.ensure_future(settled)
             try:
                 await asyncio.shield(task)
             except asyncio.CancelledError:

@@ -29,6 +29,23 @@ FETCH_OPTIONS = {
     "fetch_max_bytes": 64 * 1024 * 1024,
 }
 
+#: The largest fetch response librdkafka takes (its default, spelled out), hence about
+#: the largest event message the worker can read: a record batch larger than either
+#: fetch size above still comes whole (the broker always returns the first one), but one
+#: larger than this is refused ("Invalid response size ... increase
+#: receive.message.max.bytes", logged), and the partition stalls on it with nothing
+#: committed. Keep the broker's ``message.max.bytes`` under it (Kafka's default is
+#: 1 MiB); the dev broker (tansu 0.6.0) caps nothing: it took a 110 MB message that this
+#: consumer then could not fetch. Any message under this limit is read, and when over
+#: 1 MB becomes a ``too_large`` dead letter whose ``dead_letters`` row keeps every byte
+#: (both store backends took 70 MB rows).
+RECEIVE_MAX_BYTES = 100_000_000
+
+#: The DLQ producer's ``max_request_size`` (Faust's default, spelled out): a record
+#: larger than this is refused before it is sent. ``kafka.dlq_max_bytes`` (at most
+#: 900,000) plus the bounded headers of `streams.dlq` stays under it.
+DLQ_MAX_REQUEST_BYTES = 1_000_000
+
 
 def servers(kafka: KafkaSettings) -> str:
     if not kafka.bootstrap_servers:
@@ -109,6 +126,7 @@ def consumer_config(kafka: KafkaSettings, **extra: Any) -> dict[str, Any]:
         "heartbeat.interval.ms": int(common.heartbeat_s * 1000),
         "max.partition.fetch.bytes": FETCH_OPTIONS["max_partition_fetch_bytes"],
         "fetch.max.bytes": FETCH_OPTIONS["fetch_max_bytes"],
+        "receive.message.max.bytes": RECEIVE_MAX_BYTES,
         # What librdkafka prefetches per partition ahead of `consume`: a few batches.
         "queued.max.messages.kbytes": 32 * 1024,
         # Once that queue is full, librdkafka postpones the partition's next fetch by this
@@ -147,6 +165,7 @@ def faust_options(kafka: KafkaSettings) -> dict[str, Any]:
         "broker_commit_interval": 1.0,
         "broker_max_poll_records": max(500, kafka.batch_max),
         "producer_acks": -1,  # a dead letter counts as sent once every replica has it
+        "producer_max_request_size": DLQ_MAX_REQUEST_BYTES,
     }
 
 

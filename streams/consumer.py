@@ -168,7 +168,7 @@ class KafkaSource:
         """Store, dead-letter, then commit the offsets of partitions we still own."""
         fetched = batch.position
         try:
-            await send_dead_letters(self._dlq, await stored)
+            await send_dead_letters(self._dlq, await stored, self._kafka.dlq_max_bytes)
         except BaseException:
             fetched.stored.set_result({})  # nothing to commit; the driver sees the failure
             raise

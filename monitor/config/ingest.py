@@ -21,6 +21,13 @@ class KafkaSettings(Section):
     """Topic with late user feedback, joined to events by event_id."""
     dlq_topic: str = "vigil.events.dlq"
     """Dead-letter topic: original bytes plus a reason header for messages that do not parse."""
+    dlq_max_bytes: Annotated[int, Field(ge=1024, le=900_000)] = 262_144
+    """Largest payload of a dead letter on the DLQ topic. A longer message goes there as
+    its first this many bytes, with headers ``vigil.truncated: 1``,
+    ``vigil.original_bytes`` and ``vigil.sha256`` (of the whole message); the
+    ``dead_letters`` table keeps every byte. At most 900,000: the DLQ producer refuses
+    records over 1,000,000 bytes, and brokers commonly cap messages near 1 MiB
+    (Kafka's ``message.max.bytes``/``max.message.bytes``, default 1,048,588)."""
     group_id: str = "vigil"
     """Consumer group of the events topic (late feedback is read in `<group_id>.feedback`);
     run more workers in the same group to scale out with partitions."""
