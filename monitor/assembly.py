@@ -6,6 +6,7 @@ A scorer or timer is added by registering a factory here, never by import side e
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
@@ -95,8 +96,10 @@ def enabled_scorers(settings: Settings) -> list[str]:
 
 
 def build_pipeline(settings: Settings, store: Store, *, replay: bool = False) -> Pipeline:
-    """The pipeline the settings describe. ``replay`` settles scorer queues before timers."""
-    pipeline = Pipeline(settings, store, drain_before_timers=replay)
+    """The pipeline the settings describe. ``replay`` settles scorer queues before timers
+    and bounds event time by the stream alone; live, by the wall clock too."""
+    clock = None if replay else time.time
+    pipeline = Pipeline(settings, store, drain_before_timers=replay, clock=clock)
     stages = []
     for name in enabled_scorers(settings):
         _, factory, queue_size = SCORERS[name]

@@ -14,7 +14,7 @@ from monitor.config.evalset import (
     GateSettings,
     LeakageSettings,
 )
-from monitor.config.ingest import KafkaSettings, StoreSettings
+from monitor.config.ingest import EventSettings, KafkaSettings, StoreSettings
 from monitor.config.scoring import (
     EmbeddingSettings,
     HeuristicsSettings,
@@ -39,6 +39,7 @@ __all__ = [
     "DriftSettings",
     "EmbeddingSettings",
     "EvalsetSettings",
+    "EventSettings",
     "ExportSettings",
     "GateSettings",
     "HeuristicsSettings",

@@ -77,3 +77,32 @@ class StoreSettings(Section):
     """Port of that endpoint; 0 picks a free one (written to the lock file)."""
     insert_retries: Annotated[int, Field(ge=0)] = 5
     """How often a failed insert is retried (with backoff) before the batch fails."""
+
+
+_DAY_S = 86_400.0
+
+
+class EventSettings(Section):
+    """Which event times are accepted (the rule: `monitor.pipeline.event_time`).
+
+    An event is accepted when its ``ts`` is at most ``max_past_s`` behind and
+    ``max_ahead_s`` ahead of the stream's progress and, live, at most ``max_future_s``
+    ahead of the worker's clock. Any other is dead-lettered (reason ``ts_out_of_range``,
+    a detail naming the bound), so that one stray timestamp never moves the watermark,
+    the event-time jobs or a sampling budget. ``.inf`` (YAML) turns a bound off."""
+
+    max_future_s: Positive = 300.0
+    """Live worker only: an event stamped more than this many seconds ahead of the
+    worker's clock is out of range (room for clock skew between producers and the
+    worker). `vigil replay` has no clock to compare with: see ``max_ahead_s``."""
+    max_ahead_s: Positive = 7 * _DAY_S
+    """An event more than this many seconds ahead of the stream's progress (the latest
+    event time accepted so far, or the median event time of its batch when that is
+    later: a whole stream moving on is followed, one event is not) is out of range, in
+    replay and live. Larger than the longest quiet gap in your traffic (a weekend)."""
+    max_past_s: Positive = 7 * _DAY_S
+    """An event more than this many seconds behind the stream's progress (the latest
+    event time accepted so far, or the median event time of its batch when that is
+    earlier) is out of range, in replay and live: late events within it are accepted.
+    Relative to the stream, not the clock: a worker reading an old backlog accepts it.
+    Raise it when one worker reads partitions whose event times lie further apart."""

@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from monitor.config.analysis import AlertSettings, DriftSettings
 from monitor.config.evalset import EvalsetSettings
-from monitor.config.ingest import KafkaSettings, StoreSettings
+from monitor.config.ingest import EventSettings, KafkaSettings, StoreSettings
 from monitor.config.scoring import (
     EmbeddingSettings,
     HeuristicsSettings,
@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     """Kafka connection and consumption."""
     store: StoreSettings = Field(default_factory=StoreSettings)
     """Where results are stored."""
+    events: EventSettings = Field(default_factory=EventSettings)
+    """Which event times are accepted (the rest is dead-lettered)."""
     sampling: SamplingSettings = Field(default_factory=SamplingSettings)
     """Which events each expensive scorer sees."""
     heuristics: HeuristicsSettings = Field(default_factory=HeuristicsSettings)

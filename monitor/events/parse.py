@@ -45,6 +45,9 @@ REJECT_REASONS = (
     "not_an_object",
     "missing_field",
     "invalid_field",
+    # Set by the pipeline, not by parsing: a valid event whose ts lies outside the
+    # bounds of `monitor.pipeline.event_time` (settings ``events``).
+    "ts_out_of_range",
 )
 
 _EVENT = msgspec.json.Decoder(Event)

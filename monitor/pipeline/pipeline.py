@@ -1,9 +1,11 @@
 """The one pipeline behind both `vigil replay` and the live worker.
 
 For each batch of raw messages: parse and validate (bad ones become dead letters with a
-reason), run the heuristic checks, decide per scorer (sampler), offer selected events to
-the async scorer stages, and write everything in one durable step. A source acknowledges
-a batch (Kafka: commits its offsets) only once it is stored (`monitor.pipeline.driver`).
+reason), bound event time (`monitor.pipeline.event_time`: an event stamped too far from
+the stream, or live ahead of the clock, is a dead letter too), run the heuristic checks,
+decide per scorer (sampler), offer selected events to the async scorer stages, and write
+everything in one durable step. A source acknowledges a batch (Kafka: commits its
+offsets) only once it is stored (`monitor.pipeline.driver`).
 Once stored, the batch advances event time: `monitor.pipeline.timers`.
 """
 
@@ -14,15 +16,16 @@ import gc
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from monitor.checks import Heuristics
 from monitor.config import Settings
 from monitor.errors import EventError, StoreError
-from monitor.events import parse_event, parse_feedback
+from monitor.events import Event, parse_event, parse_feedback
 from monitor.pipeline import rows as R
+from monitor.pipeline.event_time import OUT_OF_RANGE, EventTimeBounds
 from monitor.pipeline.sampling import Decision, Sampler
 from monitor.pipeline.source import DeadLetter, RawMessage
 from monitor.pipeline.stages import Stage
@@ -65,7 +68,11 @@ class Prepared:
 
 
 class Pipeline:
-    """Parse, check, sample, score and store; shared by replay and the worker."""
+    """Parse, check, sample, score and store; shared by replay and the worker.
+
+    ``clock`` (Unix seconds) bounds event time by the wall clock too: the worker passes
+    ``time.time``; replay, which has no clock to compare history with, passes nothing.
+    """
 
     def __init__(
         self,
@@ -74,9 +81,11 @@ class Pipeline:
         stages: Sequence[Stage] = (),
         *,
         drain_before_timers: bool = False,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
+        self.bounds = EventTimeBounds(settings.events, clock)
         self.heuristics = Heuristics(settings.heuristics)
         self.stages: dict[str, Stage] = {}
         self.sampler = Sampler(settings.sampling, [])
@@ -159,7 +168,8 @@ class Pipeline:
 
     async def process(self, batch: Sequence[RawMessage]) -> list[DeadLetter]:
         """Handle one batch of event messages; returns, once it is durably stored, the
-        messages that did not parse (already stored as dead letters)."""
+        messages that did not parse or whose event time is out of range (already stored
+        as dead letters)."""
         prepared = self.prepare(batch)
         await self.commit(prepared)
         return prepared.rejected
@@ -198,15 +208,22 @@ class Pipeline:
         decide = self.sampler.decide
         stages = self.stages
         events = []
+        unparsed: list[int] = []  # positions in the batch
         for message in batch:
             try:
                 events.append(parse_event(message.value))
             except EventError as exc:
+                unparsed.append(len(events) + len(unparsed))
                 summary.rejected[exc.reason] += 1
                 _reject(message, exc, now, prepared.rejected, prepared.dead_letters)
-        for event, result in zip(events, self.heuristics.check_many(events), strict=True):
+        times, out_of_range = self.bounds.check(events)
+        if out_of_range:
+            events, times = self._reject_out_of_range(
+                batch, unparsed, events, times, out_of_range, prepared
+            )
+        checked = zip(events, times, self.heuristics.check_many(events), strict=True)
+        for event, at, result in checked:
             failed = result.failed
-            at = event.ts.timestamp()
             encode_into(R.ingest_values(event, at, now, result), ingest_body, -1)
             ingest_body.append(10)
             if event.feedback is not None:
@@ -233,6 +250,26 @@ class Pipeline:
             prepared.latest = datetime.fromtimestamp(latest, tz=UTC)
             prepared.earliest = datetime.fromtimestamp(earliest, tz=UTC)
         return prepared
+
+    def _reject_out_of_range(
+        self,
+        batch: Sequence[RawMessage],
+        unparsed: list[int],
+        events: list[Event],
+        times: list[float],
+        out: list[tuple[int, str]],
+        prepared: Prepared,
+    ) -> tuple[list[Event], list[float]]:
+        """Dead-letter the events `EventTimeBounds.check` refused; the rest, and their times."""
+        skip = set(unparsed)
+        messages = [message for i, message in enumerate(batch) if i not in skip]
+        for i, detail in out:
+            self.summary.rejected[OUT_OF_RANGE] += 1
+            error = EventError(OUT_OF_RANGE, detail)
+            _reject(messages[i], error, prepared.now, prepared.rejected, prepared.dead_letters)
+        refused = {i for i, _ in out}
+        kept = [i for i in range(len(events)) if i not in refused]
+        return [events[i] for i in kept], [times[i] for i in kept]
 
     async def commit(self, prepared: Prepared) -> None:
         """The I/O half of `process`: write durably, then advance event time and timers."""
