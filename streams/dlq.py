@@ -1,7 +1,8 @@
 """The dead-letter topic: shared by the events ingest (`streams.consumer`) and the feedback agent.
 
-A message that did not parse goes to ``kafka.dlq_topic`` with its original bytes and
-headers saying why and where it came from. Its source offset may be committed only once
+A message the pipeline refused (it did not parse, or its event time is out of range) goes
+to ``kafka.dlq_topic`` with its original bytes and headers saying why and where it came
+from. Its source offset may be committed only once
 the broker has the dead letter, so `send_dead_letters` returns after every send is
 acknowledged (the Faust producer runs with acks=all).
 

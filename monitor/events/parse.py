@@ -103,20 +103,36 @@ def parse_event(raw: bytes | str) -> Event:
     """Parse one message into an `Event`, or raise `EventError` with a reason code."""
     _check_size(raw)
     try:
-        return _EVENT.decode(raw)
-    except msgspec.ValidationError as exc:
-        if str(exc).startswith("Object contains unknown field"):
-            event = _with_extra_fields(raw)
-            if event is not None:
-                return event
-    except msgspec.DecodeError:
-        pass
-    return _authoritative(raw)
+        try:
+            return _EVENT.decode(raw)
+        except msgspec.ValidationError as exc:
+            if str(exc).startswith("Object contains unknown field"):
+                event = _with_extra_fields(raw)
+                if event is not None:
+                    return event
+        except msgspec.DecodeError:
+            pass
+        return _authoritative(raw)
+    except RecursionError as exc:  # (a try costs nothing in 3.11 until it raises)
+        raise _too_deep() from exc
+
+
+def _too_deep() -> EventError:
+    # msgspec raises RecursionError, not a DecodeError, past ~1,000 levels of nesting
+    # inside an object: one such message must be a dead letter, not a worker crash.
+    return EventError("invalid_json", "nested too deeply to parse")
 
 
 def parse_feedback(raw: bytes | str) -> FeedbackEvent:
     """Parse one ``vigil.feedback`` message, or raise `EventError` with a reason code."""
     _check_size(raw)
+    try:
+        return _parse_feedback(raw)
+    except RecursionError as exc:
+        raise _too_deep() from exc
+
+
+def _parse_feedback(raw: bytes | str) -> FeedbackEvent:
     try:
         return _FEEDBACK.decode(raw)
     except msgspec.DecodeError:
