@@ -3,11 +3,14 @@ otherwise (or when asked), so people read them and log collectors parse them.
 
 Fields passed with ``extra=`` become keys (JSON) or ``key=value`` pairs (text). Raw user
 text never goes into a log at INFO: log ids, counts and reasons, not prompts or responses.
+Credentials inside URLs (``scheme://user:pass@host``) are masked in the message and in
+every string field by both formatters (`mask_urls`), whoever logged them (httpx included).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
@@ -21,8 +24,26 @@ _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"messa
 _CHATTY = ("aiokafka", "faust", "mode", "kafka", "httpx", "urllib3", "sentence_transformers")
 
 
+USERINFO_MASK = "***"
+# scheme://userinfo@ where userinfo has no '/', '@', '?', '#' or whitespace (RFC 3986).
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s?#]+@")
+
+
+def mask_urls(text: str) -> str:
+    """``text`` with the ``user[:password]`` of every ``scheme://user:pass@`` URL in it
+    replaced by ``***`` (the one function `vigil config show` and the logs use)."""
+    if "@" not in text:
+        return text
+    return _USERINFO.sub(lambda m: f"{m.group('scheme')}{USERINFO_MASK}@", text)
+
+
+def _masked(value: Any) -> Any:
+    return mask_urls(value) if isinstance(value, str) else value
+
+
 def _extra(record: logging.LogRecord) -> dict[str, Any]:
-    return {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
+    return {k: _masked(v) for k, v in vars(record).items()
+            if k not in _STANDARD and not k.startswith("_")}
 
 
 class JsonFormatter(logging.Formatter):
@@ -31,7 +52,7 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": mask_urls(record.getMessage()),
         }
         data.update(_extra(record))
         if record.exc_info and record.levelno >= logging.ERROR:
@@ -45,7 +66,7 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         when = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
         pairs = " ".join(f"{k}={_short(v)}" for k, v in _extra(record).items())
-        line = f"{when} {record.levelname.lower():<8} {record.getMessage()}"
+        line = f"{when} {record.levelname.lower():<8} {mask_urls(record.getMessage())}"
         if pairs:
             line += "  " + pairs
         if record.exc_info and record.levelno >= logging.ERROR:

@@ -113,10 +113,41 @@ class Rule(BaseModel):
         unknown = set(self.params) - set(PARAM_DEFAULTS.get(self.metric, {}))
         if unknown:
             raise ValueError(f"unknown params for {self.metric}: {', '.join(sorted(unknown))}")
+        _check_sql_params(self.params)
         return self
 
     def param(self, key: str) -> Any:
         return self.params.get(key, PARAM_DEFAULTS[self.metric][key])
+
+
+#: Boolean columns of the checks table that ``cheap_checks`` may name: they are written
+#: into the SQL text as column names, so nothing else is accepted.
+CHEAP_CHECKS = frozenset({"empty", "truncated", "refusal", "latency_slow", "too_long"})
+
+
+def _check_sql_params(params: dict[str, Any]) -> None:
+    """Params that reach SQL: column names from an allow-list, values of the right type
+    (values themselves always travel as query parameters)."""
+    if "cheap_checks" in params:
+        checks = params["cheap_checks"]
+        if not isinstance(checks, list) or not all(isinstance(c, str) for c in checks):
+            raise ValueError("params.cheap_checks must be a list of check names")
+        bad = sorted(set(checks) - CHEAP_CHECKS)
+        if bad:
+            raise ValueError(
+                f"params.cheap_checks: unknown check {bad[0]!r} "
+                f"(one of {', '.join(sorted(CHEAP_CHECKS))})"
+            )
+    if "dimension" in params and not isinstance(params["dimension"], str):
+        raise ValueError("params.dimension must be a judge dimension name (a string)")
+    if "quantile" in params:
+        q = params["quantile"]
+        if isinstance(q, bool) or not isinstance(q, int | float) or not 0 < q < 1:
+            raise ValueError("params.quantile must be a number between 0 and 1")
+    for key in ("risk_types", "kinds"):
+        value = params.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ValueError(f"params.{key} must be a list of strings")
 
 
 #: Metric-specific parameters and their defaults.

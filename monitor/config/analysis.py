@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from monitor.config.base import Positive, Rate, Section
+from monitor.config.masking import check_webhook_url
 
 
 class DriftSettings(Section):
@@ -61,9 +62,11 @@ class AlertSettings(Section):
     """How often (event time) rules are evaluated."""
     webhook_url: SecretStr = SecretStr("")
     """Generic JSON webhook for notifications (empty: none). A secret: such URLs often
-    carry their token in the path or query (masked in `vigil config show`)."""
+    carry their token in the path or query (masked in `vigil config show`). Must be https
+    (plain http only to a loopback host: localhost, 127.0.0.1, ::1)."""
     slack_webhook_url: SecretStr = SecretStr("")
-    """Slack-compatible incoming webhook (masked in `vigil config show`)."""
+    """Slack-compatible incoming webhook (masked in `vigil config show`); https, or http
+    to a loopback host, like webhook_url."""
     notify_stdout: bool = True
     """Print notifications to stdout (the demo does)."""
     enabled: bool = True
@@ -74,3 +77,11 @@ class AlertSettings(Section):
     """First retry delay in seconds; doubles on each retry."""
     notify_timeout_s: Positive = 5.0
     """Timeout of one webhook call."""
+
+    @model_validator(mode="after")
+    def _check_webhooks(self) -> AlertSettings:
+        # The message names the field; the URL in it is shown with credentials masked.
+        for field in ("webhook_url", "slack_webhook_url"):
+            value: SecretStr = getattr(self, field)
+            check_webhook_url(value.get_secret_value().strip(), f"alerts.{field}")
+        return self

@@ -67,8 +67,9 @@ class StoreSettings(Section):
     """ClickHouse user."""
     password: SecretStr = SecretStr("")
     """ClickHouse password (masked in `vigil config show`)."""
-    database: str = "vigil"
-    """Database holding Vigil's tables (created if missing)."""
+    database: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")] = "vigil"
+    """Database holding Vigil's tables (created if missing); an SQL identifier (letters,
+    digits, underscores), since it is written into every query's text."""
     ttl_days: Annotated[int, Field(ge=1)] = 90
     """Retention: rows older than this many days (by event time) are dropped by ClickHouse."""
     http_host: str = "127.0.0.1"

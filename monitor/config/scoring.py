@@ -8,6 +8,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, model_validator
 
 from monitor.config.base import PII_KIND_NAMES, PiiKind, Positive, Rate, Section
+from monitor.config.masking import is_loopback_url
+
+RedactPii = Literal["auto", "keep", "placeholder", "hash"]
 
 
 class SamplingOverride(Section):
@@ -153,6 +156,24 @@ class JudgeSettings(Section):
     other, so on a small shared machine 2 threads ran 7x slower than 1 (measured)."""
     local_n_ctx: Annotated[int, Field(ge=512)] = 4096
     """Context window of the local server (fits rubric + cut prompt + cut response)."""
+    redact_pii: RedactPii = "auto"
+    """PII in the system text, prompt, response and shadow response sent to the judge, found
+    by the PII check's own detectors: keep (sent as is), placeholder (<EMAIL>, <PHONE>,
+    <CARD>, <IBAN>, <NATIONAL_ID>), hash (<EMAIL:1a2b3c4d>: equal values get equal tags; an
+    unsalted short hash, so it tells values apart but does not hide a guessable one).
+    auto: placeholder when any judge endpoint (base_url, cascade.base_url) is off this
+    machine, keep when every one is local (empty base_url: the bundled server, or a
+    loopback host). Part of the judge identity: changing it re-judges, never mixes caches."""
+
+    def pii_redaction(self) -> Literal["keep", "placeholder", "hash"]:
+        """The redaction ``redact_pii`` resolves to (``auto`` decided by the endpoints)."""
+        if self.redact_pii != "auto":
+            return self.redact_pii
+        urls = [self.base_url]
+        if self.cascade.enabled and self.cascade.base_url:
+            urls.append(self.cascade.base_url)
+        local = all(not url or is_loopback_url(url) for url in urls)
+        return "keep" if local else "placeholder"
 
 
 class ToxicitySettings(Section):

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from monitor.config.analysis import AlertSettings, DriftSettings
 from monitor.config.evalset import EvalsetSettings
 from monitor.config.ingest import EventSettings, KafkaSettings, StoreSettings
+from monitor.config.masking import mask_url
 from monitor.config.scoring import (
     EmbeddingSettings,
     HeuristicsSettings,
@@ -187,7 +188,8 @@ _SECRET_MASK = "********"
 
 
 def masked_dump(settings: Settings) -> dict[str, Any]:
-    """Effective settings as plain data with every secret masked (for `vigil config show`)."""
+    """Effective settings as plain data with every secret masked, and the ``user:pass@``
+    of every URL-valued setting (store.url, judge.base_url...) too (for `vigil config show`)."""
 
     def mask(model: BaseModel) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -209,6 +211,12 @@ def masked_dump(settings: Settings) -> dict[str, Any]:
 def _plain(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, str):
+        return mask_url(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
     return value
 
 

@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 import orjson
 
 from monitor.errors import StoreError
+from monitor.logs import mask_urls
 from monitor.store.base import INSERT_SETTINGS, Rows, insert_payload, render, run_migration
 
 log = logging.getLogger("vigil.store.server")
@@ -69,7 +70,7 @@ class ServerStore:
         log.info(
             "store connected",
             extra={
-                "url": self.url,
+                "url": mask_urls(self.url),
                 "server_version": getattr(self._client, "server_version", None),
             },
         )

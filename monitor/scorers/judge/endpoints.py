@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from monitor.config import JudgeSettings
+from monitor.config.masking import mask_url
 from monitor.errors import JudgeError
 from monitor.scorers.judge.client import ClientStats, JudgeClient, StructuredOutput, openai_httpx
 from monitor.scorers.judge.guards import CircuitBreaker, CostBudget
@@ -55,7 +56,9 @@ class JudgeEndpoints:
             if settings.structured_output == "auto"
             else settings.structured_output
         )
-        self.description = settings.base_url or "local llama.cpp server (not started yet)"
+        self.description = (
+            mask_url(settings.base_url) or "local llama.cpp server (not started yet)"
+        )
         """Where verdicts come from, for the run summary."""
         self.server: LlamaServer | None = None
         """The local server, while this object runs one."""

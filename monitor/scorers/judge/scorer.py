@@ -70,6 +70,7 @@ class JudgeScorer:
             self.version, self.structured_output, str(settings.max_text_chars),
             str(settings.max_tokens),
             f"{cascade.borderline_low}-{cascade.borderline_high}" if cascade.enabled else "",
+            *([] if (pii := settings.pii_redaction()) == "keep" else [f"pii={pii}"]),
         ])
         self.identity = hashlib.sha256(identity.encode()).hexdigest()[:24]
         self._cache = VerdictCache(settings.cache_size, verdict_lookup)

@@ -7,6 +7,9 @@ a position, see ANCHORS.md). With the cascade on, a borderline pointwise verdict
 within the borderline band), or a pairwise one whose orders disagree, is asked again of
 the strong judge; when that fails, the first verdict stands and says so.
 
+Every text sent (system, prompt, response, shadow) first goes through the PII redaction
+``judge.redact_pii`` resolves to (`monitor.checks.redact`, the PII check's detectors).
+
 Nothing here caches or counts verdicts: that is the scorer's job.
 """
 
@@ -17,6 +20,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from monitor.checks.redact import redact
 from monitor.config import JudgeSettings
 from monitor.errors import JudgeCallError, JudgeOverBudget
 from monitor.events import Event
@@ -48,6 +52,16 @@ class FreshVerdict:
     usage: Usage
 
 
+@dataclass(frozen=True, slots=True)
+class JudgedTexts:
+    """One event's texts as the judge is sent them (PII already redacted)."""
+
+    system: str
+    prompt: str
+    response: str
+    shadow: str | None
+
+
 def combine_orders(first: str, second: str) -> str:
     """Pairwise outcome from two orders, each already mapped to response/shadow/tie.
 
@@ -63,6 +77,8 @@ class VerdictService:
         self.settings = settings
         self.rubric = rubric
         self._schema = pointwise_schema(rubric)
+        self.redaction = settings.pii_redaction()
+        """How PII is redacted from what the judge is sent (keep, placeholder, hash)."""
         self.escalations = 0
         """Verdicts (pointwise or pairwise) asked again of the strong judge."""
 
@@ -71,9 +87,10 @@ class VerdictService:
         want_pair = self.settings.pairwise and event.shadow is not None
         usage = Usage()
         started = time.perf_counter()
-        point_task = self._pointwise(event, judges, usage)
+        texts = self._texts(event)
+        point_task = self._pointwise(texts, judges, usage)
         if want_pair:
-            pair_task = self._pairwise(event, judges, usage)
+            pair_task = self._pairwise(texts, judges, usage)
             point, pair = await asyncio.gather(point_task, pair_task)
         else:
             point, pair = await point_task, None
@@ -91,12 +108,22 @@ class VerdictService:
         usage.latency_ms = (time.perf_counter() - started) * 1000.0
         return FreshVerdict(verdict, usage)
 
+    def _texts(self, event: Event) -> JudgedTexts:
+        mode = self.redaction
+        shadow = event.shadow.content if event.shadow is not None else None
+        return JudgedTexts(
+            system=redact(_system_text(event), mode),
+            prompt=redact(event.prompt, mode),
+            response=redact(event.response.content, mode),
+            shadow=redact(shadow, mode) if shadow is not None else None,
+        )
+
     async def _pointwise(
-        self, event: Event, judges: Judges, usage: Usage
+        self, texts: JudgedTexts, judges: Judges, usage: Usage
     ) -> tuple[PointwiseVerdict, str, str]:
         cheap, strong = judges
         messages = pointwise_messages(
-            self.rubric, _system_text(event), event.prompt, event.response.content,
+            self.rubric, texts.system, texts.prompt, texts.response,
             self.settings.max_text_chars,
         )
 
@@ -121,16 +148,16 @@ class VerdictService:
         usage.add(used)
         return better, strong.model, "strong"
 
-    async def _pairwise(self, event: Event, judges: Judges, usage: Usage) -> Pairwise:
+    async def _pairwise(self, texts: JudgedTexts, judges: Judges, usage: Usage) -> Pairwise:
         cheap, strong = judges
-        outcome, orders, reasons = await self._both_orders(event, cheap, usage)
+        outcome, orders, reasons = await self._both_orders(texts, cheap, usage)
         if strong is None:
             return outcome, orders, reasons, "single"
         if orders[0] == orders[1]:
             return outcome, orders, reasons, "cheap"
         self.escalations += 1
         try:
-            outcome2, orders2, reasons2 = await self._both_orders(event, strong, usage)
+            outcome2, orders2, reasons2 = await self._both_orders(texts, strong, usage)
         except JudgeOverBudget:
             raise
         except JudgeCallError as exc:
@@ -139,10 +166,10 @@ class VerdictService:
         return outcome2, orders2, reasons2, "strong"
 
     async def _both_orders(
-        self, event: Event, client: JudgeClient, usage: Usage
+        self, texts: JudgedTexts, client: JudgeClient, usage: Usage
     ) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
-        assert event.shadow is not None
-        prompt, mine, other = event.prompt, event.response.content, event.shadow.content
+        assert texts.shadow is not None
+        prompt, mine, other = texts.prompt, texts.response, texts.shadow
         limit = self.settings.max_text_chars
         (v1, u1), (v2, u2) = await asyncio.gather(
             client.ask(pairwise_messages(self.rubric, prompt, mine, other, limit),

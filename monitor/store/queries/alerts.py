@@ -10,6 +10,7 @@ metric asks for which sums, split by which dimensions, is decided by `monitor.al
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,15 @@ from monitor.times import iso, parse_optional_ts
 Result = list[dict[str, Any]]
 
 _RANGE = "ts >= {lo:DateTime64} AND ts < {hi:DateTime64}"
+#: Split dimensions and boolean check columns are written into the SQL text as identifiers;
+#: rules allow-list them at load (`monitor.alerts.rules`), and this refuses anything else.
+_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+def _ident(name: str) -> str:
+    if not _IDENTIFIER.match(name):
+        raise StoreError(f"not a column name: {name!r}")
+    return name
 
 
 def _span(lo: datetime, hi: datetime) -> dict[str, Any]:
@@ -32,11 +42,11 @@ def _span(lo: datetime, hi: datetime) -> dict[str, Any]:
 
 def _dim_columns(dims: Sequence[str], alias: str = "") -> list[str]:
     prefix = f"{alias}." if alias else ""
-    return [f"toString({prefix}{d}) AS d_{d}" for d in dims]
+    return [f"toString({prefix}{_ident(d)}) AS d_{d}" for d in dims]
 
 
 def _group(dims: Sequence[str], extra: Sequence[str] = ()) -> str:
-    return ", ".join([f"d_{d}" for d in dims] + list(extra) + ["b"])
+    return ", ".join([f"d_{_ident(d)}" for d in dims] + list(extra) + ["b"])
 
 
 def _per_minute(dims: Sequence[str], sums: str, source: str, where: str) -> str:
@@ -85,7 +95,7 @@ def cheap_check_minutes(
     store: Store, dims: Sequence[str], lo: datetime, hi: datetime, checks: Sequence[str]
 ) -> Result:
     """Events (``cn``) and events failing any of the named boolean checks (``cx``)."""
-    failed = " OR ".join(f"{c} = 1" for c in checks) or "0"
+    failed = " OR ".join(f"{_ident(c)} = 1" for c in checks) or "0"
     sql = _per_minute(
         dims,
         f"uniqExact(event_id) AS cn, uniqExactIf(event_id, {failed}) AS cx",
@@ -124,7 +134,7 @@ def _segment_key_sql(dims: Sequence[str]) -> str:
         return "''"
     pieces: list[str] = []
     for i, d in enumerate(dims):
-        pieces += [f"'{',' if i else ''}{d}='", f"toString({d})"]
+        pieces += [f"'{',' if i else ''}{_ident(d)}='", f"toString({d})"]
     return "concat(" + ", ".join(pieces) + ")"
 
 
@@ -188,9 +198,9 @@ def latency_quantiles(
     """The latency quantile ``t`` and request count ``n`` per segment over [lo, hi); one row
     for all traffic when ``dims`` is empty."""
     columns = ", ".join([*_dim_columns(dims), ""]) if dims else ""
-    group = f" GROUP BY {', '.join(f'd_{d}' for d in dims)}" if dims else ""
+    group = f" GROUP BY {', '.join(f'd_{_ident(d)}' for d in dims)}" if dims else ""
     sql = (
-        f"SELECT {columns}quantileExact({quantile})(latency_ms) AS t, count() AS n "
+        f"SELECT {columns}quantileExact({float(quantile)!r})(latency_ms) AS t, count() AS n "
         f"FROM {store.database}.checks "
         f"WHERE latency_ms IS NOT NULL AND {_RANGE}{group}"
     )
@@ -321,9 +331,9 @@ def examples_query(
 ) -> str:
     """A ready-to-run query listing the failing events behind an alert of ``metric`` in
     ``segment`` (literals inlined); '' for a metric without one."""
-    conds = [f"{d} = {{seg_{d}:String}}" for d in segment if d != "risk_type"]
-    params: dict[str, Any] = {f"seg_{d}": v for d, v in segment.items()}
-    params.update(lo=lo, hi=hi)
+    conds = [f"{_ident(d)} = {{seg_{d}:String}}" for d in segment if d != "risk_type"]
+    params: dict[str, Any] = {f"seg_{_ident(d)}": v for d, v in segment.items()}
+    params.update(lo=lo, hi=hi, judge_dimension=judge_dimension)
     m = metric
     cols = "event_id, ts, route, model_version"
     if m in ("helpfulness", "negative_feedback_rate", "judge_mean"):
@@ -331,10 +341,10 @@ def examples_query(
         if m != "negative_feedback_rate":
             bad.append(
                 f"event_id IN (SELECT event_id FROM {db}.scores WHERE scorer = 'judge' "
-                f"AND name = '{judge_dimension}' AND value <= 2)"
+                "AND name = {judge_dimension:String} AND value <= 2)"
             )
         if m == "helpfulness":
-            bad.append("(" + " OR ".join(f"{c} = 1" for c in cheap_checks) + ")")
+            bad.append("(" + " OR ".join(f"{_ident(c)} = 1" for c in cheap_checks) + ")")
         where = "(" + " OR ".join(bad) + ")"
         source = f"{db}.checks"
     elif m == "incident_rate":
@@ -363,8 +373,9 @@ def examples_query(
 
 def drift_examples_query(db: str, model_version: str, as_of: datetime) -> str:
     """A ready-to-run query listing the flagged drift reports of one scope up to ``as_of``."""
-    return (
+    return render(
         f"SELECT ts, model_version, reasons, top_clusters FROM {db}.drift_reports FINAL "
-        f"WHERE model_version = '{model_version}' AND (drifted = 1 OR new_topic = 1) "
-        f"AND ts <= '{iso(as_of)}' ORDER BY ts DESC LIMIT 20"
+        "WHERE model_version = {model_version:String} AND (drifted = 1 OR new_topic = 1) "
+        "AND ts <= {as_of:String} ORDER BY ts DESC LIMIT 20",
+        {"model_version": model_version, "as_of": iso(as_of)},
     )
