@@ -26,6 +26,7 @@ from monitor.errors import EventError, StoreError
 from monitor.events import Event, parse_event, parse_feedback
 from monitor.pipeline import rows as R
 from monitor.pipeline.event_time import OUT_OF_RANGE, EventTimeBounds
+from monitor.pipeline.handover import Handover, Waiting
 from monitor.pipeline.sampling import Decision, Sampler
 from monitor.pipeline.source import DeadLetter, RawMessage
 from monitor.pipeline.stages import Stage
@@ -55,6 +56,8 @@ class Prepared:
     dead_letters: list[Row] = field(default_factory=list)
     latest: datetime | None = None
     earliest: datetime | None = None
+    # Replay: scorer jobs their stage's queue could not take yet (`Handover`).
+    waiting: list[Waiting] = field(default_factory=list)
 
     @property
     def tables(self) -> dict[str, Rows]:
@@ -72,6 +75,8 @@ class Pipeline:
 
     ``clock`` (Unix seconds) bounds event time by the wall clock too: the worker passes
     ``time.time``; replay, which has no clock to compare history with, passes nothing.
+    ``backpressure`` (default: ``drain_before_timers``, i.e. replay) waits for room in a
+    full stage queue instead of recording ``over_budget`` / ``queue_full``.
     """
 
     def __init__(
@@ -82,6 +87,7 @@ class Pipeline:
         *,
         drain_before_timers: bool = False,
         clock: Callable[[], float] | None = None,
+        backpressure: bool | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -95,6 +101,8 @@ class Pipeline:
         self.timers = EventTimers(self.summary.timers_fired, before_fire)
         self._started = time.perf_counter()
         self._write_lock = asyncio.Lock()
+        wait = drain_before_timers if backpressure is None else backpressure
+        self.handover = Handover() if wait else None
 
     @property
     def watermark(self) -> datetime | None:  # the largest event time stored so far
@@ -207,6 +215,7 @@ class Pipeline:
         earliest = math.inf
         decide = self.sampler.decide
         stages = self.stages
+        handover = self.handover
         events = []
         unparsed: list[int] = []  # positions in the batch
         for message in batch:
@@ -235,10 +244,12 @@ class Pipeline:
                     R.incident_row(event, "jailbreak", kind, 1.0, "heuristics", now)
                 )
             for decision in decide(event, failed) if stages else ():
-                if decision.decision == "pending" and not stages[decision.scorer].offer(
-                    Job(event, failed, decision.reason)
-                ):
-                    decision = Decision(decision.scorer, "over_budget", "queue_full")
+                if decision.decision == "pending":
+                    job = Job(event, failed, decision.reason)
+                    if handover is not None:  # replay: never refused, see `Handover`
+                        handover.place(stages[decision.scorer], job, prepared.waiting)
+                    elif not stages[decision.scorer].offer(job):
+                        decision = Decision(decision.scorer, "over_budget", "queue_full")
                 summary.decisions[decision.scorer][decision.decision] += 1
                 decision_rows.append(R.decision_row(event, decision, now))
             if at > latest:
@@ -272,8 +283,21 @@ class Pipeline:
         return [events[i] for i in kept], [times[i] for i in kept]
 
     async def commit(self, prepared: Prepared) -> None:
-        """The I/O half of `process`: write durably, then advance event time and timers."""
-        await self.write(prepared.tables)
+        """The I/O half of `process`: write durably, then advance event time and timers.
+
+        Replay: jobs kept for full stage queues are handed over while the batch is
+        written, and all of them before its timers run (they drain the queues first)."""
+        if prepared.waiting and self.handover is not None:
+            handing = asyncio.ensure_future(self.handover.hand_over(prepared.waiting))
+            try:
+                await self.write(prepared.tables)
+            except BaseException:
+                handing.cancel()
+                await asyncio.wait({handing})
+                raise
+            await handing
+        else:
+            await self.write(prepared.tables)
         self.summary.stored += len(prepared.ingest)
         self.summary.feedback_stored += len(prepared.feedback)
         await self.timers.stored(prepared.earliest, prepared.latest)

@@ -1,11 +1,12 @@
 """Async stages: a bounded queue in front of each model-backed scorer.
 
-The pipeline *offers* jobs; a full queue refuses at once (the decision becomes
+Live, the pipeline *offers* jobs; a full queue refuses at once (the decision becomes
 ``over_budget`` with reason ``queue_full``), so ingestion never waits on a slow model and
-memory stays bounded. Workers take up to ``batch_size`` jobs, call the scorer, map what
-it returned to rows (``rows``: scores, embeddings, incidents, judgments) and write them
-with the final decision (``scored`` or ``failed``, or ``over_budget`` when the scorer
-itself declined for budget, e.g. the judge's cost cap).
+memory stays bounded. A replay *puts* them, waiting for room (`monitor.pipeline.handover`).
+Workers take up to ``batch_size`` jobs, call the scorer, map what it returned to rows
+(``rows``: scores, embeddings, incidents, judgments) and write them with the final
+decision (``scored`` or ``failed``, or ``over_budget`` when the scorer itself declined
+for budget, e.g. the judge's cost cap).
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ class Stage:
         except asyncio.QueueFull:
             return False
         return True
+
+    async def put(self, job: Job) -> None:
+        """Queue a job, waiting for room (replay: backpressure instead of refusal)."""
+        await self._queue.put(job)
 
     async def start(self) -> None:
         if not self._workers:
