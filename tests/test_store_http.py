@@ -37,8 +37,12 @@ def get(
 
 @pytest.fixture
 def client(served_store: EndpointHandle) -> Iterator[object]:
+    # The writer key: this test creates and fills tables through the endpoint.
     ch = clickhouse_connect.get_client(
-        host="127.0.0.1", port=served_store.port, autogenerate_session_id=False
+        host="127.0.0.1",
+        port=served_store.port,
+        password=served_store.writer_key,
+        autogenerate_session_id=False,
     )
     yield ch
     ch.close()
@@ -91,7 +95,10 @@ def test_post_query_param_plus_body_inserts_text(
         "CREATE TABLE vigil.t_text (a UInt32, b String) ENGINE = MergeTree ORDER BY a"
     )
     params = urlencode({"query": "INSERT INTO vigil.t_text FORMAT TabSeparated"})
-    status, headers, body = get(f"{served_store.url}/?{params}", data=b"1\tone\n2\ttwo\n")
+    key = {"X-ClickHouse-Key": served_store.writer_key}
+    status, headers, body = get(
+        f"{served_store.url}/?{params}", data=b"1\tone\n2\ttwo\n", headers=key
+    )
     assert status == 200, body
     assert orjson.loads(headers["X-ClickHouse-Summary"])["written_rows"] == "2"
     # Compressed and chunked bodies, the statement inside the body this time.
@@ -102,7 +109,7 @@ def test_post_query_param_plus_body_inserts_text(
         "/",
         body=iter([payload[:10], payload[10:]]),
         encode_chunked=True,
-        headers={"Content-Encoding": "gzip", "Transfer-Encoding": "chunked"},
+        headers={"Content-Encoding": "gzip", "Transfer-Encoding": "chunked", **key},
     )
     response = conn.getresponse()
     assert response.status == 200, response.read()
@@ -115,6 +122,7 @@ def test_post_query_param_plus_body_inserts_text(
     status, _, body = get(
         f"{served_store.url}/?{urlencode({'query': statement})}",
         data=b'{"a": 4, "b": "four", "zzz": 1}\n',
+        headers=key,
     )
     assert status == 200, body
     assert embedded_store.raw(
@@ -162,8 +170,8 @@ def test_clickhouse_connect_native_query_insert_and_command(
     assert client.query("SELECT {n:UInt32} * 2", parameters={"n": 21}).result_rows == [(42,)]
     assert client.command("SELECT version(), timezone()")[0]  # type: ignore[index]
     client.command(
-        "CREATE TABLE vigil.t_native (a UInt32, b LowCardinality(String), m Map(String, Float64), "
-        "x Nullable(Float64)) ENGINE = MergeTree ORDER BY a"
+        "CREATE TABLE IF NOT EXISTS vigil.t_native (a UInt32, b LowCardinality(String), "
+        "m Map(String, Float64), x Nullable(Float64)) ENGINE = MergeTree ORDER BY a"
     )
     # insert() sends a compressed Native body; raw_insert a text one.
     summary = client.insert(

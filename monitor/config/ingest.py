@@ -76,6 +76,25 @@ class StoreSettings(Section):
     """Interface of the ClickHouse-compatible HTTP endpoint `vigil up` serves over chDB."""
     http_port: Annotated[int, Field(ge=0, le=65535)] = 0
     """Port of that endpoint; 0 picks a free one (written to the lock file)."""
+    http_token: SecretStr = SecretStr("")
+    """Credential of that endpoint (HTTP basic password, X-ClickHouse-Key or
+    ``Authorization: Bearer``); required when ``http_host`` is not loopback. Empty: falls
+    back to ``password``; both empty: open, on loopback only."""
+    http_max_body_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024 * 1024
+    """Largest request body the endpoint reads, before and after decompression (413)."""
+    http_max_query_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
+    """Largest statement text (URL ``query`` plus a body that is SQL) it accepts (413)."""
+    http_max_execution_s: Annotated[int, Field(ge=1)] = 30
+    """``max_execution_time`` of every read through the endpoint (clients cannot raise it)."""
+    http_allowed_table_functions: tuple[str, ...] = (
+        "numbers", "numbers_mt", "zeros", "zeros_mt", "generate_series", "generateSeries",
+        "primes", "values", "format", "null", "view",
+    )  # fmt: skip
+    """Table functions readers may call; every other (file, url, s3, remote...) is refused."""
+    http_allowed_origins: tuple[str, ...] = ()
+    """Browser origins (``Origin`` header) the endpoint serves; requests from any other
+    origin are refused (403). Requests without an Origin header (curl, Grafana's backend,
+    clickhouse-connect) are not affected."""
     insert_retries: Annotated[int, Field(ge=0)] = 5
     """How often a failed insert is retried (with backoff) before the batch fails."""
 

@@ -9,6 +9,7 @@ The daemon that owns a data directory opens it with
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from monitor.config import Settings
 from monitor.store.base import Store
@@ -25,9 +26,12 @@ def _embedded(settings: Settings) -> Store:
     if daemon is not None:
         from monitor.store.server import ServerStore
 
-        return ServerStore(
-            daemon.url, s.username, s.password.get_secret_value(), s.database, s.ttl_days
-        )
+        # The daemon's URL carries the key that may also write Vigil's own rows; it wins
+        # over store.password, which the endpoint takes as a reader's credential.
+        has_key = urlsplit(daemon.url).password is not None
+        password = "" if has_key else s.password.get_secret_value()
+        return ServerStore(daemon.url, "" if has_key else s.username, password, s.database,
+                           s.ttl_days)  # fmt: skip
     return EmbeddedStore(s.data_dir, s.database, s.ttl_days)
 
 

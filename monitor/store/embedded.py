@@ -70,6 +70,24 @@ class EmbeddedStore:
 
     # -- beyond the interface: the HTTP endpoint serves raw formats --------------------
 
+    def open_reader(self, settings: Mapping[str, str]) -> EmbeddedStore:
+        """A second chDB session on the same data, for the HTTP endpoint's readers.
+
+        It has its own lock (a slow read never holds this store's, so ingest does not
+        wait on it) and is pinned with ``SET``: ``settings`` first, then ``readonly=2``,
+        which ClickHouse refuses to lift within the session (writes, DDL and SYSTEM fail
+        in the engine; query-level settings stay settable for clients).
+        """
+        reader = EmbeddedStore(self.data_dir, self.database, self.ttl_days)
+        try:
+            for name, value in settings.items():
+                reader.raw(f"SET {name} = {value}")
+            reader.raw("SET readonly = 2")
+        except BaseException:
+            reader.close()
+            raise
+        return reader
+
     def raw(self, sql: str | bytes, fmt: str = "TabSeparated") -> bytes:
         """Run one statement and return the result bytes in ``fmt``."""
         return self.execute(sql, fmt).data

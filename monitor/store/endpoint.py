@@ -8,7 +8,10 @@ What a ClickHouse HTTP client can rely on:
 
 - ``GET /ping`` (and ``GET /`` without a query, ``/replicas_status``) answer ``Ok.``;
 - the statement is the ``query`` parameter followed by the body (a newline between);
-  GET is read-only, as on a server; ``readonly=1`` forbids writes on any method;
+  only reads are served (see `monitor.store.endpoint_guard`: readers run on a second
+  chDB session pinned to ``readonly=2`` and ``max_execution_time``, after a check of the
+  tokenized statement and its table functions); the writer key the daemon publishes in
+  its lock file also allows Vigil's own INSERTs and idempotent schema statements;
 - ``database``, ``default_format``, ``query_id``, ``param_<name>`` (server-side
   ``{name:Type}`` parameters) and ClickHouse settings as URL parameters (applied to
   SELECT and INSERT statements; HTTP transport settings are accepted and ignored);
@@ -20,7 +23,10 @@ What a ClickHouse HTTP client can rely on:
 - errors: HTTP 500 (403 for authentication) with ClickHouse's ``Code: N. DB::Exception:``
   text and the ``X-ClickHouse-Exception-Code`` header;
 - headers X-ClickHouse-Format, -Summary, -Query-Id, -Timezone, -Server-Display-Name;
-- optional HTTP basic auth (or X-ClickHouse-User/-Key, or user/password parameters).
+- a token (HTTP basic password, X-ClickHouse-Key, ``Authorization: Bearer``, or the
+  password parameter), required beyond loopback; bodies, decompressed bodies and
+  statements are size-limited (413); requests with an ``Origin`` header are refused (403)
+  unless that origin is allowed.
 
 Not served: multipart form bodies (external tables), ``compress=1``/``decompress=1``
 (ClickHouse's internal block compression), sessions, and ``client_protocol_version``
@@ -30,15 +36,15 @@ Not served: multipart form bodies (external tables), ``compress=1``/``decompress
 from __future__ import annotations
 
 import contextlib
-import hmac
 import logging
+import secrets
 import shutil
 import socket
 import tempfile
 import threading
 import time
 import uuid
-from base64 import b64decode
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -49,6 +55,16 @@ import orjson
 
 from monitor.errors import StoreError
 from monitor.store.embedded import EmbeddedStore
+from monitor.store.endpoint_guard import (
+    DEFAULT_TABLE_FUNCTIONS,
+    PINNED_SETTINGS,
+    Guard,
+    authorize,
+    check_origin,
+    credential,
+    is_loopback,
+    pinned,
+)
 from monitor.store.http_protocol import (
     FORMAT_TAIL,
     RESULT_KEYWORDS,
@@ -57,18 +73,19 @@ from monitor.store.http_protocol import (
     TEXT_FORMAT_PREFIXES,
     TRAILING_FORMAT,
     TRANSPORT_PARAMS,
-    WRITE_KEYWORDS,
     ClickHouseError,
     as_text,
     content_type,
-    decompress,
-    first_keyword,
     from_store_error,
+    read_body,
     settings_clause,
     split_statement,
+    summary,
+    too_large,
 )
 
 log = logging.getLogger("vigil.store.http")
+
 
 @dataclass
 class EndpointHandle:
@@ -76,6 +93,7 @@ class EndpointHandle:
 
     host: str
     port: int
+    writer_key: str = field(repr=False)
     _server: _Server = field(repr=False)
     _thread: threading.Thread = field(repr=False)
 
@@ -83,6 +101,11 @@ class EndpointHandle:
     def url(self) -> str:
         host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def writer_url(self) -> str:
+        """`url` with the writer key as its password (for Vigil's own `ServerStore`)."""
+        return self.url.replace("://", f"://vigil:{self.writer_key}@", 1)
 
     def close(self) -> None:
         server = self._server
@@ -97,6 +120,7 @@ class EndpointHandle:
                 conn.shutdown(socket.SHUT_RDWR)
         server.server_close()  # joins the request threads (block_on_close)
         self._thread.join()
+        server.reader.close()
         shutil.rmtree(server.spool, ignore_errors=True)
         log.info("http endpoint stopped", extra={"port": self.port})
 
@@ -109,20 +133,38 @@ def serve_store(
     username: str = "default",
     password: str = "",
     display_name: str = "vigil-chdb",
+    max_body_bytes: int = 64 * 1024 * 1024,
+    max_query_bytes: int = 256 * 1024,
+    max_execution_s: int = 30,
+    allowed_table_functions: Iterable[str] = DEFAULT_TABLE_FUNCTIONS,
+    allowed_origins: Iterable[str] = (),
+    writer_key: str = "",
 ) -> EndpointHandle:
-    """Serve ``store`` over ClickHouse's HTTP protocol in a background thread.
+    """Serve ``store`` over ClickHouse's HTTP protocol in a background thread, read-only.
 
-    ``port`` 0 picks a free port (see ``handle.port``). With a ``password``, requests
-    must authenticate as ``username``; without one, any user name is accepted (bind to
-    loopback only, the default).
+    ``port`` 0 picks a free port (see ``handle.port``). With a ``password`` (the token),
+    every request must carry it (as ``username`` when a user is named); without one, only
+    a loopback ``host`` is served. ``writer_key`` (random when empty, see
+    ``handle.writer_url``) is the credential that may also write Vigil's own rows.
     """
+    if not password and not is_loopback(host):
+        raise StoreError(
+            f"refusing to serve the store on {host or '0.0.0.0'} without a token: set "
+            "store.http_token (VIGIL_STORE__HTTP_TOKEN) or bind store.http_host to 127.0.0.1"
+        )
+    reader = store.open_reader({"max_execution_time": str(int(max_execution_s))})
     try:
         server = _Server((host, port), _Handler)
     except OSError as exc:
+        reader.close()
         raise StoreError(f"cannot serve the store on {host}:{port}: {exc.strerror}") from exc
-    server.store = store
-    server.username = username
-    server.password = password
+    server.store, server.reader = store, reader
+    server.username, server.password = username, password
+    server.writer_key = writer_key or secrets.token_urlsafe(24)
+    server.max_body, server.max_query = max_body_bytes, max_query_bytes
+    server.origins = frozenset(allowed_origins)
+    names = store.raw("SELECT name FROM system.table_functions").decode().split()
+    server.guard = Guard(names, allowed_table_functions)
     server.display_name = display_name
     server.spool = Path(tempfile.mkdtemp(prefix="vigil-http-"))
     server.timezone = store.raw("SELECT timezone()").decode().strip() or "UTC"
@@ -135,7 +177,7 @@ def serve_store(
     thread.start()
     bound_port = server.server_address[1]
     log.info("http endpoint serving", extra={"host": host, "port": bound_port})
-    return EndpointHandle(host, int(bound_port), server, thread)
+    return EndpointHandle(host, int(bound_port), server.writer_key, server, thread)
 
 
 def _current_settings(store: EmbeddedStore) -> dict[str, str]:
@@ -147,8 +189,14 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = False
     block_on_close = True
     store: EmbeddedStore
+    reader: EmbeddedStore
     username: str
     password: str
+    writer_key: str
+    max_body: int
+    max_query: int
+    origins: frozenset[str]
+    guard: Guard
     display_name: str
     spool: Path
     timezone: str
@@ -199,6 +247,7 @@ class _Handler(BaseHTTPRequestHandler):
         params = dict(parse_qsl(parts.query, keep_blank_values=True))
         query_id = params.get("query_id") or str(uuid.uuid4())
         try:
+            check_origin(self.headers.get("Origin"), self.server.origins)
             body = self._read_body()
             if parts.path in ("/ping", "/replicas_status") or (
                 parts.path == "/"
@@ -212,8 +261,13 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ClickHouseError(
                     246, "UNKNOWN_HANDLER", f"There is no handle {parts.path}", status=404
                 )
-            self._authenticate(params)
-            result, headers = self._run(method, params, body, query_id)
+            user, secret = credential(self.headers, params)
+            writer = authorize(
+                user, secret, username=self.server.username, token=self.server.password,
+                writer_key=self.server.writer_key, client=self.client_address[0],
+            )  # fmt: skip
+            writer = writer and method != "GET" and params.get("readonly", "0") in ("", "0")
+            result, headers = self._run(params, body, query_id, writer)
         except ClickHouseError as exc:
             self._fail(exc, query_id, method)
             return
@@ -233,25 +287,22 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def _run(
-        self, method: str, params: dict[str, str], body: bytes, query_id: str
+        self, params: dict[str, str], body: bytes, query_id: str, writer: bool
     ) -> tuple[bytes, dict[str, str]]:
         query = params.get("query", "")
+        if len(query) > self.server.max_query:
+            raise too_large("the query", self.server.max_query)
         head, data = split_statement(query, body)
-        keyword = first_keyword(head)
+        if len(head) > self.server.max_query and not data:
+            raise too_large("the query", self.server.max_query)
+        keyword = self.server.guard.check(head, writer=writer)
         writes = keyword not in RESULT_KEYWORDS
-        if keyword in WRITE_KEYWORDS and (
-            method == "GET" or params.get("readonly", "0") not in ("", "0")
-        ):
-            raise ClickHouseError(
-                164,
-                "READONLY",
-                "Cannot execute query in readonly mode. For queries over HTTP, "
-                "method GET implies readonly. You should use method POST for modifying queries",
-            )
         settings = self._settings(params)
+        if not writer and (bad := PINNED_SETTINGS.intersection(settings)):
+            raise pinned(sorted(bad)[0])
         bind = {k[len("param_") :]: v for k, v in params.items() if k.startswith("param_")}
         database = params.get("database") or None
-        store = self.server.store
+        store = self.server.store if writer else self.server.reader
         headers: dict[str, str] = {}
         if keyword == "INSERT":
             result = self._insert(head, data, settings, bind, database)
@@ -265,16 +316,7 @@ class _Handler(BaseHTTPRequestHandler):
             if not writes:
                 headers["X-ClickHouse-Format"] = fmt
                 headers["Content-Type"] = content_type(fmt)
-        headers["X-ClickHouse-Summary"] = orjson.dumps(
-            {
-                "read_rows": str(result.rows_read),
-                "read_bytes": str(result.bytes_read),
-                "written_rows": str(result.rows_written),
-                "written_bytes": str(result.bytes_written),
-                "total_rows_to_read": str(result.rows_read),
-                "elapsed_ns": str(int(result.elapsed_s * 1e9)),
-            }
-        ).decode()
+        headers["X-ClickHouse-Summary"] = summary(result)
         return result.data, headers
 
     def _insert(
@@ -325,55 +367,15 @@ class _Handler(BaseHTTPRequestHandler):
                 chosen[name] = value
         return chosen
 
-    def _authenticate(self, params: dict[str, str]) -> None:
-        expected = self.server.password
-        if not expected:
-            return
-        user, password = params.get("user", ""), params.get("password", "")
-        header = self.headers.get("Authorization", "")
-        if header.startswith("Basic "):
-            try:
-                user, _, password = b64decode(header[6:]).decode().partition(":")
-            except ValueError:
-                user, password = "", ""
-        elif self.headers.get("X-ClickHouse-User"):
-            user = self.headers.get("X-ClickHouse-User", "")
-            password = self.headers.get("X-ClickHouse-Key", "")
-        ok_user = hmac.compare_digest(user.encode(), self.server.username.encode())
-        ok_password = hmac.compare_digest(password.encode(), expected.encode())
-        if not (ok_user and ok_password):
-            log.warning("http auth failed", extra={"client": self.client_address[0]})
-            raise ClickHouseError(
-                516,
-                "AUTHENTICATION_FAILED",
-                f"{user or 'default'}: Authentication failed: password is incorrect, "
-                "or there is no user with such name",
-                status=403,
-            )
-
     # -- transport ---------------------------------------------------------------------
 
     def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks = []
-            while True:
-                size_line = self.rfile.readline(65537)
-                size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-                        pass  # trailers
-                    break
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline(3)
-            raw = b"".join(chunks)
-        else:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-        if self.headers.get("Content-Type", "").startswith("multipart/"):
-            raise ClickHouseError(
-                48, "NOT_IMPLEMENTED", "multipart bodies (external tables) are not supported"
-            )
-        return decompress(raw, self.headers.get("Content-Encoding", ""))
+        try:
+            return read_body(self.rfile, self.headers, self.server.max_body)
+        except ClickHouseError as exc:
+            if exc.status == 413:
+                self.close_connection = True  # the rest of the body is never read
+            raise
 
     def _reply(self, status: int, body: bytes, headers: dict[str, str], method: str) -> None:
         self.send_response(status)
@@ -395,5 +397,3 @@ class _Handler(BaseHTTPRequestHandler):
             {"X-ClickHouse-Exception-Code": str(exc.code), "X-ClickHouse-Query-Id": query_id},
             method,
         )
-
-

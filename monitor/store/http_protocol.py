@@ -7,9 +7,13 @@ Pure functions and constants; the server itself is `monitor.store.endpoint`.
 
 from __future__ import annotations
 
-import gzip
 import re
 import zlib
+from email.message import Message
+from io import BufferedIOBase
+from typing import Any
+
+import orjson
 
 from monitor.errors import StoreError
 
@@ -123,27 +127,22 @@ def as_text(data: bytes) -> str | None:
         return None
 
 
-def decompress(data: bytes, encoding: str) -> bytes:
+def too_large(what: str, limit: int) -> ClickHouseError:
+    return ClickHouseError(
+        307, "TOO_MANY_BYTES", f"{what} is larger than {limit} bytes", status=413
+    )
+
+
+def decompress(data: bytes, encoding: str, limit: int = 1 << 62) -> bytes:
+    """``data`` decoded per Content-Encoding, refused (413) past ``limit`` bytes: a small
+    compressed body cannot expand into memory (each codec stops at ``limit + 1``)."""
     encoding = encoding.strip().lower()
     if not encoding or encoding == "identity" or not data:
         return data
     try:
-        if encoding == "gzip":
-            return gzip.decompress(data)
-        if encoding == "deflate":
-            return zlib.decompress(data)
-        if encoding == "lz4":
-            import lz4.frame
-
-            return bytes(lz4.frame.decompress(data))
-        if encoding == "zstd":
-            from backports import zstd
-
-            return bytes(zstd.decompress(data))
-        if encoding == "br":
-            import brotli
-
-            return bytes(brotli.decompress(data))
+        out = _decompress(data, encoding, limit + 1)
+    except ClickHouseError:
+        raise
     except ImportError as exc:
         raise ClickHouseError(
             48, "NOT_IMPLEMENTED", f"Content-Encoding {encoding} is not available"
@@ -152,6 +151,30 @@ def decompress(data: bytes, encoding: str) -> bytes:
         raise ClickHouseError(
             354, "CANNOT_DECOMPRESS", f"cannot decompress a {encoding} body: {type(exc).__name__}"
         ) from exc
+    if len(out) > limit:
+        raise too_large("the decompressed body", limit)
+    return out
+
+
+def _decompress(data: bytes, encoding: str, cap: int) -> bytes:
+    if encoding in ("gzip", "deflate"):
+        inflater = zlib.decompressobj(47 if encoding == "gzip" else 15)
+        out = inflater.decompress(data, cap)
+        if len(out) < cap and not inflater.eof:
+            raise ValueError("truncated stream")
+        return out
+    if encoding == "lz4":
+        import lz4.frame
+
+        return bytes(lz4.frame.LZ4FrameDecompressor().decompress(data, max_length=cap))
+    if encoding == "zstd":
+        from backports import zstd
+
+        return bytes(zstd.ZstdDecompressor().decompress(data, max_length=cap))
+    if encoding == "br":
+        import brotli
+
+        return bytes(brotli.decompress(data))  # no output bound in brotli's API
     raise ClickHouseError(48, "NOT_IMPLEMENTED", f"unknown Content-Encoding {encoding}")
 
 
@@ -166,3 +189,47 @@ def content_type(fmt: str) -> str:
     if name.startswith(("pretty", "vertical", "markdown", "values")):
         return "text/plain; charset=UTF-8"
     return "application/octet-stream"
+
+
+def read_body(rfile: BufferedIOBase, headers: Message[str, str], limit: int) -> bytes:
+    """A request body (chunked or by Content-Length), decoded; 413 past ``limit`` bytes,
+    before or after decompression."""
+    if "chunked" in headers.get("Transfer-Encoding", "").lower():
+        chunks, total = [], 0
+        while True:
+            size_line = rfile.readline(65537)
+            size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
+            total += size
+            if total > limit:
+                raise too_large("the request body", limit)
+            if size == 0:
+                while rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                break
+            chunks.append(rfile.read(size))
+            rfile.readline(3)
+        raw = b"".join(chunks)
+    else:
+        length = int(headers.get("Content-Length") or 0)
+        if length > limit:
+            raise too_large("the request body", limit)
+        raw = bytes(rfile.read(length)) if length else b""
+    if headers.get("Content-Type", "").startswith("multipart/"):
+        raise ClickHouseError(
+            48, "NOT_IMPLEMENTED", "multipart bodies (external tables) are not supported"
+        )
+    return decompress(raw, headers.get("Content-Encoding", ""), limit)
+
+
+def summary(result: Any) -> str:
+    """The X-ClickHouse-Summary header of a `RawResult`."""
+    return orjson.dumps(
+        {
+            "read_rows": str(result.rows_read),
+            "read_bytes": str(result.bytes_read),
+            "written_rows": str(result.rows_written),
+            "written_bytes": str(result.bytes_written),
+            "total_rows_to_read": str(result.rows_read),
+            "elapsed_ns": str(int(result.elapsed_s * 1e9)),
+        }
+    ).decode()

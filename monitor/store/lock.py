@@ -9,7 +9,10 @@ daemon is alive. Two files in the data directory:
   The kernel drops the lock when the process dies, however it dies, so a file left by
   a killed daemon is recognisably stale.
 - ``vigil-daemon.json``: ``{"pid", "url", "started_at"}``, written atomically
-  (temp file + rename) once the endpoint serves, removed on clean exit.
+  (temp file + rename, mode 0600) once the endpoint serves, removed on clean exit. The
+  URL carries the endpoint's writer key as its password (``http://vigil:KEY@host:port``):
+  the endpoint is read-only for everyone else, and whoever can read this file can open
+  the data directory anyway. `ServerStore` uses it when ``store.password`` is empty.
 
 The daemon's side, in one call (what streams/worker.py and `vigil up` use)::
 
@@ -37,6 +40,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -78,12 +82,14 @@ class DataDirClaim:
         target = self.data_dir / INFO_NAME
         temp = self.data_dir / f".{INFO_NAME}.{os.getpid()}.tmp"
         try:
-            temp.write_bytes(orjson.dumps(info.__dict__))
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(orjson.dumps(info.__dict__))
             os.replace(temp, target)
         except OSError as exc:
             raise StoreError(f"cannot write {target}: {exc.strerror}") from exc
         self.info = info
-        log.info("data dir published", extra={"data_dir": str(self.data_dir), "url": url})
+        log.info("data dir published", extra={"data_dir": str(self.data_dir), "url": _redact(url)})
         return info
 
     def release(self) -> None:
@@ -128,7 +134,7 @@ def claim_data_dir(data_dir: Path) -> DataDirClaim:
     if not _lock_exclusive(fd):
         os.close(fd)
         owner = _read_info(data_dir)
-        where = f" (pid {owner.pid}, {owner.url})" if owner else ""
+        where = f" (pid {owner.pid}, {_redact(owner.url)})" if owner else ""
         raise StoreError(
             f"data directory {data_dir} is owned by another Vigil daemon{where}"
         ) from None
@@ -181,6 +187,11 @@ def find_daemon(data_dir: Path) -> DaemonInfo | None:
     if info is None:
         raise StoreError(f"a Vigil daemon is starting in {data_dir}; try again in a moment")
     return info
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 def _read_info(data_dir: Path) -> DaemonInfo | None:
@@ -247,8 +258,10 @@ def _open_when_free(settings: StoreSettings) -> EmbeddedStore:
 def own_embedded_store(settings: StoreSettings) -> OwnedStore:
     """Claim ``settings.data_dir``, open and migrate the store, serve it and publish the URL.
 
-    The endpoint listens on ``settings.http_host:http_port`` (port 0: any free port) and
-    checks ``username``/``password`` when a password is set.
+    The endpoint listens on ``settings.http_host:http_port`` (port 0: any free port),
+    read-only, with the ``http_*`` limits; it requires ``http_token`` (or ``password``)
+    when a token is set, and refuses to start beyond loopback without one. The URL
+    published carries its writer key (see the module docstring); `OwnedStore.url` does not.
     """
     from monitor.store.endpoint import serve_store
 
@@ -262,10 +275,15 @@ def own_embedded_store(settings: StoreSettings) -> OwnedStore:
             settings.http_host,
             settings.http_port,
             username=settings.username,
-            password=settings.password.get_secret_value(),
+            password=(settings.http_token or settings.password).get_secret_value(),
+            max_body_bytes=settings.http_max_body_bytes,
+            max_query_bytes=settings.http_max_query_bytes,
+            max_execution_s=settings.http_max_execution_s,
+            allowed_table_functions=settings.http_allowed_table_functions,
+            allowed_origins=settings.http_allowed_origins,
         )
         try:
-            claim.publish(endpoint.url)
+            claim.publish(endpoint.writer_url)
         except BaseException:
             endpoint.close()
             raise
