@@ -20,7 +20,6 @@ from typing import Any
 import msgspec
 import orjson
 import pytest
-from kafka import KafkaConsumer
 
 from monitor.config import EventSettings, Settings, load_settings
 from monitor.events import Event, parse_event
@@ -30,7 +29,7 @@ from monitor.store.embedded import EmbeddedStore
 from streams.admin import ensure_topics
 from streams.broker import DevBroker
 from streams.produce import produce_lines
-from tests.fixtures.broker import stream_overrides, wait_consumed
+from tests.fixtures.broker import read_topic, stream_overrides, wait_consumed
 from vigil.traffic import BAD_VERSION, TrafficSpec, demo_incidents, generate_lines
 
 DAY = 86_400.0
@@ -241,26 +240,6 @@ def test_replay_dead_letters_strays_and_the_rest_is_unchanged(tmp_path: Path) ->
 # -- through the live worker ---------------------------------------------------------------
 
 
-def _dlq(settings: Settings, expected: int) -> list[Any]:
-    consumer = KafkaConsumer(
-        settings.kafka.dlq_topic,
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        group_id=None,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=5000,
-        enable_auto_commit=False,
-    )
-    records: list[Any] = []
-    try:
-        for record in consumer:
-            records.append(record)
-            if len(records) >= expected:
-                break
-    finally:
-        consumer.close()
-    return records
-
-
 @pytest.mark.integration
 def test_worker_dead_letters_strays_and_alerts_still_fire(
     dev_broker: DevBroker, tmp_path: Path, start_worker: object
@@ -278,7 +257,7 @@ def test_worker_dead_letters_strays_and_alerts_still_fire(
     wait_consumed(live, sent["end_offsets"], worker)  # committed past every stray
     assert worker.signal(signal.SIGTERM) == 0, worker.log_tail()
 
-    records = _dlq(live, len(planted))
+    records = read_topic(live, live.kafka.dlq_topic, len(planted))
     assert sorted(r.value for r in records) == sorted(planted)
     for record in records:
         headers = dict(record.headers)

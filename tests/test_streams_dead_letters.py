@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from aiokafka.errors import MessageSizeTooLargeError, NotLeaderForPartitionError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from monitor.config import KafkaSettings, Settings, load_settings
 from monitor.errors import BrokerError, EventError
@@ -28,7 +28,7 @@ from streams.admin import ensure_topics
 from streams.broker import DevBroker
 from streams.client_config import DLQ_MAX_REQUEST_BYTES, kafka_python_options
 from streams.dlq import dlq_record, send_dead_letters
-from tests.fixtures.broker import consumed, stream_overrides, wait_consumed
+from tests.fixtures.broker import consumed, read_topic, stream_overrides, wait_consumed
 from vigil.traffic import TrafficSpec, generate_lines
 
 _EVENT = (
@@ -59,26 +59,6 @@ def _produce(settings: Settings, topic: str, values: list[bytes]) -> dict[str, i
         return ends
     finally:
         producer.close(timeout=10)
-
-
-def _read_all(settings: Settings, topic: str, expected: int) -> list[Any]:
-    consumer = KafkaConsumer(
-        topic,
-        **kafka_python_options(settings.kafka),
-        group_id=None,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=10_000,
-        enable_auto_commit=False,
-    )
-    records: list[Any] = []
-    try:
-        for record in consumer:
-            records.append(record)
-            if len(records) >= expected:
-                break
-    finally:
-        consumer.close()
-    return records
 
 
 @pytest.mark.integration
@@ -133,7 +113,7 @@ def test_oversized_and_malformed_messages_are_dead_lettered_and_committed_past(
     assert len(rows) == len(table) == 5
     assert table == {key: (offsets[key], reason) for key, (reason, _) in expected.items()}
 
-    records = _read_all(settings, kafka.dlq_topic, 5)
+    records = read_topic(settings, kafka.dlq_topic, 5)
     assert len(records) == 5
     for record in records:
         headers = dict(record.headers)

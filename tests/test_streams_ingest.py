@@ -6,10 +6,8 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-from kafka import KafkaConsumer
 
 from monitor.children import free_port
 from monitor.config import Settings, load_settings
@@ -18,7 +16,7 @@ from monitor.store.embedded import EmbeddedStore
 from streams.admin import ensure_topics
 from streams.broker import DevBroker
 from streams.produce import produce_lines
-from tests.fixtures.broker import stream_overrides, wait_consumed
+from tests.fixtures.broker import read_topic, stream_overrides, wait_consumed
 from vigil.traffic import TrafficSpec, generate_lines
 
 pytestmark = pytest.mark.integration
@@ -30,26 +28,6 @@ def _valid(line: bytes) -> bool:
     except Exception:
         return False
     return True
-
-
-def _read_topic(settings: Settings, topic: str, expected: int) -> list[Any]:
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        group_id=None,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=5000,
-        enable_auto_commit=False,
-    )
-    records: list[Any] = []
-    try:
-        for record in consumer:
-            records.append(record)
-            if len(records) >= expected:
-                break
-    finally:
-        consumer.close()
-    return records
 
 
 def test_worker_stores_each_valid_event_once_and_dead_letters_the_rest(
@@ -81,7 +59,7 @@ def test_worker_stores_each_valid_event_once_and_dead_letters_the_rest(
     finally:
         store.close()
 
-    records = _read_topic(stream_settings, stream_settings.kafka.dlq_topic, len(bad))
+    records = read_topic(stream_settings, stream_settings.kafka.dlq_topic, len(bad))
     assert sorted(r.value for r in records) == sorted(bad)
     for record in records:
         headers = dict(record.headers)
@@ -121,7 +99,7 @@ def test_bad_late_feedback_is_dead_lettered_and_good_feedback_stored(
         store.close()
     assert int(row["n"]) == 50
     assert int(dead[0]["n"]) == 2
-    records = _read_topic(stream_settings, stream_settings.kafka.dlq_topic, 2)
+    records = read_topic(stream_settings, stream_settings.kafka.dlq_topic, 2)
     assert sorted(r.value for r in records) == sorted(bad)
 
 
