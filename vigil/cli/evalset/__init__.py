@@ -29,28 +29,19 @@ SUBCOMMANDS = {
 }
 
 
-def _module(name: str) -> ModuleType | None:
-    try:
-        return importlib.import_module(SUBCOMMANDS[name])
-    except ModuleNotFoundError as exc:
-        if exc.name == SUBCOMMANDS[name]:
-            return None  # not built yet
-        raise
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(SUBCOMMANDS[name])
 
 
 def add_parsers(commands: Any) -> None:
-    """Add ``vigil evalset SUB`` for every subcommand whose module exists. ``commands`` is
-    the CLI's sub-parser factory (it adds the options every command takes)."""
+    """Add ``vigil evalset SUB`` for every subcommand. ``commands`` is the CLI's
+    sub-parser factory (it adds the options every command takes)."""
     for name in SUBCOMMANDS:
         module = _module(name)
-        if module is None:
-            continue
         parser: argparse.ArgumentParser = commands.add_parser(name, help=module.HELP[name])
         module.add_arguments(name, parser)
 
 
 def dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    module = _module(args.evalset_command)
-    assert module is not None  # the parser only offers modules that exist
-    status: int = module.run(args.evalset_command, args, settings)
+    status: int = _module(args.evalset_command).run(args.evalset_command, args, settings)
     return status
