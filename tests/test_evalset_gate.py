@@ -10,7 +10,6 @@ The llama.cpp end-to-end run is in test_evalset_gate_e2e.py.
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 import threading
 from collections.abc import Iterator
@@ -41,16 +40,6 @@ from monitor.evalset.gate.thresholds import (
 from monitor.evalset.items import EvalItem, item_id, write_items
 from monitor.evalset.versions import write_manifest, write_version
 from vigil.cli.main import main
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """`main` points the root logger at this test's (captured, later closed) stderr."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 # -- thresholds ------------------------------------------------------------------------
 

@@ -7,13 +7,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import orjson
 
 from monitor.config import Settings, load_settings
 from monitor.replay import replay_file
 from monitor.store.embedded import EmbeddedStore
+from tests.fixtures.store import decision_rows
 from vigil.traffic import TrafficSpec, demo_incidents, generate_lines
 
 
@@ -43,22 +43,11 @@ def _settings(data_dir: Path) -> Settings:
     )
 
 
-def _decisions(data_dir: Path) -> list[dict[str, Any]]:
-    store = EmbeddedStore(data_dir)
-    try:
-        return store.query(
-            "SELECT event_id, scorer, decision, reason FROM vigil.decisions FINAL "
-            "ORDER BY event_id, scorer"
-        )
-    finally:
-        store.close()
-
-
 def test_replaying_the_same_file_twice_gives_identical_decisions(tmp_path: Path) -> None:
     events = _write(tmp_path / "events.jsonl", 1500, malformed=0.01)
     first = asyncio.run(replay_file(_settings(tmp_path / "a"), events)).as_dict()
     second = asyncio.run(replay_file(_settings(tmp_path / "b"), events)).as_dict()
-    a, b = _decisions(tmp_path / "a"), _decisions(tmp_path / "b")
+    a, b = decision_rows(tmp_path / "a"), decision_rows(tmp_path / "b")
     assert len(a) == first["stored"] == 1500
     assert a == b
     kinds = {row["decision"] for row in a}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -13,7 +12,7 @@ from monitor.config import Settings, load_settings
 from monitor.replay import replay_file
 from monitor.scorers.base import Job, ScoreResult
 from monitor.scorers.toxicity.scorer import ToxicityScorer
-from monitor.store.embedded import EmbeddedStore
+from tests.fixtures.store import decision_rows
 from vigil.traffic import TrafficSpec, demo_incidents, generate_lines
 
 
@@ -45,17 +44,6 @@ def _settings(data_dir: Path) -> Settings:
     )
 
 
-def _decisions(data_dir: Path) -> list[dict[str, Any]]:
-    store = EmbeddedStore(data_dir)
-    try:
-        return store.query(
-            "SELECT event_id, scorer, decision, reason FROM vigil.decisions FINAL "
-            "ORDER BY event_id, scorer"
-        )
-    finally:
-        store.close()
-
-
 def test_a_slowed_stage_changes_no_replay_decision(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -75,7 +63,7 @@ def test_a_slowed_stage_changes_no_replay_decision(
     slow = asyncio.run(replay_file(_settings(tmp_path / "slow"), events)).as_dict()
     assert calls > 50  # the slowed stage did run, many times over
 
-    a, b = _decisions(tmp_path / "fast"), _decisions(tmp_path / "slow")
+    a, b = decision_rows(tmp_path / "fast"), decision_rows(tmp_path / "slow")
     assert a == b
     assert len(a) == slow["stored"] == fast["stored"]
     assert not [row for row in b if row["reason"] == "queue_full"]
