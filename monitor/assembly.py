@@ -99,7 +99,9 @@ def build_pipeline(settings: Settings, store: Store, *, replay: bool = False) ->
     """The pipeline the settings describe. ``replay`` settles scorer queues before timers
     and bounds event time by the stream alone; live, by the wall clock too."""
     clock = None if replay else time.time
-    pipeline = Pipeline(settings, store, drain_before_timers=replay, clock=clock)
+    pipeline = Pipeline(
+        settings, store, drain_before_timers=replay, clock=clock, retry_forever=not replay
+    )
     stages = []
     for name in enabled_scorers(settings):
         _, factory, queue_size = SCORERS[name]

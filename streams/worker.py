@@ -152,6 +152,9 @@ async def _run_app(
         finally:
             if progress is not None:
                 progress.cancel()
+            # A store write being retried through an outage gives up now: its batch is
+            # not committed (redelivered after restart) and shutdown does not hang on it.
+            pipeline.stop_retrying()
             # First, while the DLQ producer still runs: the batch in flight settles and
             # is committed, then the events consumer leaves its group.
             await ingest.stop()

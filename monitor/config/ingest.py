@@ -17,6 +17,13 @@ class KafkaSettings(Section):
     """Kafka bootstrap servers (host:port,...). Empty: `vigil up` starts the embedded dev broker."""
     events_topic: str = "vigil.events"
     """Topic with one JSON event per message."""
+    input_topics: dict[str, Literal["vigil", "otlp_proto", "otlp_json", "openai"]] = Field(
+        default_factory=dict
+    )
+    """More topics the worker ingests, each with its input format: ``otlp_proto`` /
+    ``otlp_json`` (OTLP trace exports, as the OpenTelemetry Collector's Kafka exporter
+    writes them to ``otlp_spans``), ``openai`` (logged chat-completions request/response
+    pairs) or ``vigil``. ``events_topic`` is always read too, in the ``vigil`` format."""
     feedback_topic: str = "vigil.feedback"
     """Topic with late user feedback, joined to events by event_id."""
     dlq_topic: str = "vigil.events.dlq"
@@ -96,7 +103,13 @@ class StoreSettings(Section):
     origin are refused (403). Requests without an Origin header (curl, Grafana's backend,
     clickhouse-connect) are not affected."""
     insert_retries: Annotated[int, Field(ge=0)] = 5
-    """How often a failed insert is retried (with backoff) before the batch fails."""
+    """`vigil replay` and the one-shot commands: how often a failed insert is retried
+    (with backoff) before the run fails. The live worker never gives up: it stops
+    fetching, keeps its offsets uncommitted, says so on ``/readyz`` and in the logs, and
+    retries (backoff capped at ``retry_max_delay_s``) until the store takes the batch."""
+    retry_max_delay_s: Annotated[float, Field(gt=0)] = 30.0
+    """Longest wait between two attempts of a failed insert (the backoff doubles from
+    0.1 s up to this)."""
 
 
 _DAY_S = 86_400.0
@@ -126,3 +139,9 @@ class EventSettings(Section):
     earlier) is out of range, in replay and live: late events within it are accepted.
     Relative to the stream, not the clock: a worker reading an old backlog accepts it.
     Raise it when one worker reads partitions whose event times lie further apart."""
+    duplicate_window: Annotated[int, Field(ge=0)] = 200_000
+    """How many recent event ids each process remembers to apply the duplicate rule
+    (`monitor.pipeline.duplicates`: the first message with an id wins; a later one with
+    the same bytes is skipped, one with other bytes is dead-lettered as
+    ``duplicate_id``). About 100 bytes of memory per id; 0 turns the check off (the
+    store's key then keeps the last write)."""
