@@ -1,5 +1,6 @@
 """Messages that must never stop the worker: oversized (1.01 MB, 10 MB), invalid UTF-8,
-deeply nested JSON. Each becomes a dead letter by its rule, the DLQ record always fits
+deeply nested JSON, an event id reused with other content (and one redelivered). Each
+becomes a dead letter by its rule, the DLQ record always fits
 (payload cut to ``kafka.dlq_max_bytes``, headers saying so), the ``dead_letters`` table
 keeps every byte, and the worker commits past them. Against a real tansu broker and a
 real worker subprocess; the resend and error paths of `streams.dlq`, which no broker
@@ -14,6 +15,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from aiokafka.errors import MessageSizeTooLargeError, NotLeaderForPartitionError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
@@ -77,20 +79,29 @@ def test_oversized_and_malformed_messages_are_dead_lettered_and_committed_past(
         _EVENT % (b"ev-\xff\xfe", b"ok"): ("invalid_utf8", False),
         b"[" * 10_000: ("invalid_json", False),
     }
-    big, huge, utf8, nested = bad
+    # The duplicate rule (monitor.pipeline.duplicates): the first message with an id wins;
+    # the same id with other content is a dead letter; the same bytes again are a
+    # skipped redelivery.
+    first = parse_event(good[20])
+    changed = orjson.loads(good[20])
+    changed["response"]["content"] = "a different answer"
+    conflict = orjson.dumps(changed)
+    bad[conflict] = ("duplicate_id", False)
+    big, huge, utf8, nested, _ = bad
     events = [*good[:100], big, *good[100:150], utf8, huge, *good[150:250], nested, *good[250:]]
+    events[200:200] = [conflict, good[30]]
     rated = b'{"event_id": "ev-%d", "ts": "2026-11-22T09:00:00Z", "rating": -1, "comment": "%s"}'
     feedback_bad = rated % (1, b"y" * 1_010_000)
     feedback = [rated % (i, b"ok") for i in range(3)] + [feedback_bad]
     ensure_topics(settings)
     ends = _produce(settings, kafka.events_topic, events)
     ends |= _produce(settings, kafka.feedback_topic, feedback)
-    assert ends == {f"{kafka.events_topic}:0": 304, f"{kafka.feedback_topic}:0": 4}
+    assert ends == {f"{kafka.events_topic}:0": 306, f"{kafka.feedback_topic}:0": 4}
 
     worker = start_worker(settings)
     wait_consumed(settings, ends, worker)  # asserts the worker stays up meanwhile
     assert worker.signal(signal.SIGTERM) == 0, worker.log_tail()
-    assert consumed(settings, ends) == 308  # committed up to the end of both topics
+    assert consumed(settings, ends) == 310  # committed up to the end of both topics
 
     expected = {(kafka.events_topic, value): rule for value, rule in bad.items()}
     expected[(kafka.feedback_topic, feedback_bad)] = ("too_large", True)
@@ -103,18 +114,23 @@ def test_oversized_and_malformed_messages_are_dead_lettered_and_committed_past(
         [stored] = store.query("SELECT count() AS n FROM vigil.events FINAL")
         [late] = store.query("SELECT count() AS n FROM vigil.feedback FINAL WHERE source='late'")
         rows = store.query("SELECT source, position, reason, raw_b64 FROM vigil.dead_letters FINAL")
+        kept = store.query(
+            "SELECT response FROM vigil.events FINAL WHERE event_id = {id:String}",
+            {"id": first.event_id},
+        )
     finally:
         store.close()
     assert (int(stored["n"]), int(late["n"])) == (300, 3)
+    assert kept == [{"response": first.response.content}]
     table = {
         (row["source"], base64.b64decode(row["raw_b64"])): (row["position"], row["reason"])
         for row in rows
     }
-    assert len(rows) == len(table) == 5
+    assert len(rows) == len(table) == 6
     assert table == {key: (offsets[key], reason) for key, (reason, _) in expected.items()}
 
-    records = read_topic(settings, kafka.dlq_topic, 5)
-    assert len(records) == 5
+    records = read_topic(settings, kafka.dlq_topic, 6)
+    assert len(records) == 6
     for record in records:
         headers = dict(record.headers)
         source = headers["vigil.source.topic"].decode()

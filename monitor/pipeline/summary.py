@@ -15,6 +15,8 @@ class Summary:
     stored: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     feedback_stored: int = 0
+    duplicates: int = 0
+    """Messages skipped as redeliveries (an event id seen before with the same bytes)."""
     decisions: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     timers_fired: Counter[str] = field(default_factory=Counter)
     elapsed_s: float = 0.0
@@ -31,6 +33,7 @@ class Summary:
             "rejected": sum(self.rejected.values()),
             "rejected_by_reason": dict(sorted(self.rejected.items())),
             "feedback_stored": self.feedback_stored,
+            "duplicates": self.duplicates,
             "decisions": {s: dict(sorted(c.items())) for s, c in sorted(self.decisions.items())},
             "timers_fired": dict(self.timers_fired),
             "stages": self.stages,
@@ -54,6 +57,8 @@ def render_summary(data: dict[str, Any]) -> str:
         ),
         f"feedback stored  {data['feedback_stored']}",
     ]
+    if data.get("duplicates"):
+        lines.append(f"duplicates       {data['duplicates']} (redelivered, same bytes: skipped)")
     for scorer, counts in data["decisions"].items():
         lines.append(f"decisions {scorer:<10} " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
     for name, stats in data.get("stages", {}).items():
