@@ -7,6 +7,8 @@ batch size or the speed of the machine.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -14,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 TimerFn = Callable[[datetime], Awaitable[None]]
+
+log = logging.getLogger("vigil.timers")
 
 #: How many missed periods one advance fires at most: a gap of years in event time (a
 #: stray timestamp) must not run a job a million times.
@@ -34,10 +38,16 @@ class EventTimers:
     ``fired`` counts firings per timer name (the run summary's counter). ``before_fire``,
     when given, runs before a timer fires: replay drains the scorer queues there, so a
     job over history sees every score of its period, however slow the models are.
+    ``errors`` counts failed runs per timer name (`Health.timer_errors`): a timer that
+    raises is logged and counted, and ingestion and the other timers go on; its slot
+    still advances, so the next period runs it again.
     """
 
     def __init__(
-        self, fired: Counter[str], before_fire: Callable[[], Awaitable[None]] | None = None
+        self,
+        fired: Counter[str],
+        before_fire: Callable[[], Awaitable[None]] | None = None,
+        errors: Counter[str] | None = None,
     ) -> None:
         self.watermark: datetime | None = None
         # The first event time stored: timers count their periods from here, so a first
@@ -46,6 +56,7 @@ class EventTimers:
         self._timers: list[_Timer] = []
         self._fired = fired
         self._before_fire = before_fire
+        self.errors: Counter[str] = Counter() if errors is None else errors
 
     def add(self, name: str, every_s: float, fn: TimerFn) -> None:
         """Run ``fn(as_of)`` each time the watermark crosses a multiple of ``every_s``."""
@@ -83,9 +94,28 @@ class EventTimers:
             if force:
                 boundaries.append(epoch)
             for boundary in boundaries:
-                await timer.fn(datetime.fromtimestamp(boundary, tz=UTC))
-                self._fired[timer.name] += 1
+                await self._run(timer, datetime.fromtimestamp(boundary, tz=UTC))
             timer.last_slot = slot
+
+    async def _run(self, timer: _Timer, as_of: datetime) -> None:
+        """One firing; an error is the timer's own, never the batch's (which is stored)."""
+        try:
+            await timer.fn(as_of)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.errors[timer.name] += 1
+            log.error(
+                "timer failed",
+                extra={
+                    "timer": timer.name,
+                    "as_of": as_of.isoformat(),
+                    "error": type(exc).__name__,
+                    "errors": self.errors[timer.name],
+                },
+            )
+            return
+        self._fired[timer.name] += 1
 
     async def close(self) -> None:
         """Release what the timers hold (webhook notifiers keep HTTP clients)."""
