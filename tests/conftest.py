@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.fixtures.store",
     "tests.fixtures.broker",
     "tests.fixtures.llama",
+    "tests.fixtures.judge_stub",
 ]
 
 

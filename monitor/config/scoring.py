@@ -224,3 +224,28 @@ class EmbeddingSettings(Section):
     """Torch device of the embedding model (cpu, cuda, cuda:1...)."""
     torch_threads: Annotated[int, Field(ge=0)] = 0
     """Torch intra-op threads (process-wide); 0: the CPUs this process may use."""
+
+
+class RequeueSettings(Section):
+    """Scorer work left undone is queued again (`monitor.pipeline.requeue`), live only.
+
+    At worker start-up: every decision still ``pending`` (its job was queued when the
+    previous worker was killed, or left after the shutdown drain) and every ``failed``
+    one whose reason is retryable (the judge was down, timed out, rate-limited, its
+    circuit open). While running, every ``every_s``: the retryable ``failed`` ones (the
+    endpoint may be back). Only events stored within ``max_age_s``, at most
+    ``max_per_round`` per scorer and round, and only as far as the stage's queue has
+    room: the rest waits for the next round, so a backlog never crowds out new traffic.
+    """
+
+    enabled: bool = True
+    """Re-queue undone scorer work at all."""
+    every_s: Positive = 60.0
+    """Seconds (wall clock) between two rounds while the worker runs."""
+    max_age_s: Positive = 86_400.0
+    """Only events ingested at most this many seconds ago are re-queued."""
+    max_per_round: Annotated[int, Field(ge=1)] = 1_000
+    """Most jobs one round re-queues per scorer."""
+    retryable: str = r"circuit_open|timeout|connection|rate_limited|server_error|no result"
+    """Regular expression (RE2, matched by the store) over a ``failed`` decision's reason:
+    the failures worth another try. Others (an unparseable verdict, a 4xx) are final."""

@@ -24,6 +24,7 @@ from monitor.config.scoring import (
     EmbeddingSettings,
     HeuristicsSettings,
     JudgeSettings,
+    RequeueSettings,
     SamplingSettings,
     ToxicitySettings,
 )
@@ -63,6 +64,8 @@ class Settings(BaseSettings):
     """Alert rules and notifiers."""
     evalset: EvalsetSettings = Field(default_factory=EvalsetSettings)
     """The eval-set library: failure capture, export, leakage check, regression gate."""
+    requeue: RequeueSettings = Field(default_factory=RequeueSettings)
+    """Scorer work left pending or failed (retryable) is queued again: live only."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
     """Level of the logs on stderr (`--log-level`): warnings and errors by default, INFO
     for what the worker and the jobs do, DEBUG for everything."""

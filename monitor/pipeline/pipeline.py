@@ -22,16 +22,21 @@ from datetime import UTC, datetime
 
 from monitor.checks import Heuristics
 from monitor.config import Settings
-from monitor.errors import EventError, StoreError
+from monitor.errors import EventError
 from monitor.events import Event, parse_event, parse_feedback
 from monitor.pipeline import rows as R
+from monitor.pipeline.duplicates import NEW, SAME, DuplicateIds
+from monitor.pipeline.duplicates import REASON as DUPLICATE_ID
 from monitor.pipeline.event_time import OUT_OF_RANGE, EventTimeBounds
 from monitor.pipeline.handover import Handover, Waiting
+from monitor.pipeline.health import Health
+from monitor.pipeline.requeue import Requeue
 from monitor.pipeline.sampling import Decision, Sampler
 from monitor.pipeline.source import DeadLetter, RawMessage
 from monitor.pipeline.stages import Stage
 from monitor.pipeline.summary import Summary
 from monitor.pipeline.timers import EventTimers, TimerFn
+from monitor.pipeline.writer import StoreWriter
 from monitor.scorers.base import Job
 from monitor.store.base import Encoded, Row, Rows, Store, encode_into
 from monitor.store.schema import INGEST_TABLE
@@ -77,6 +82,8 @@ class Pipeline:
     ``time.time``; replay, which has no clock to compare history with, passes nothing.
     ``backpressure`` (default: ``drain_before_timers``, i.e. replay) waits for room in a
     full stage queue instead of recording ``over_budget`` / ``queue_full``.
+    ``retry_forever`` (the live worker) retries a failed store write until it succeeds
+    (see `write`); otherwise a write fails after ``store.insert_retries``.
     """
 
     def __init__(
@@ -88,19 +95,26 @@ class Pipeline:
         drain_before_timers: bool = False,
         clock: Callable[[], float] | None = None,
         backpressure: bool | None = None,
+        retry_forever: bool = False,
     ) -> None:
         self.settings = settings
         self.store = store
         self.bounds = EventTimeBounds(settings.events, clock)
         self.heuristics = Heuristics(settings.heuristics)
+        window = settings.events.duplicate_window
+        self.duplicates = DuplicateIds(window) if window > 0 else None
+        self.summary = Summary()
+        self.health = Health()
+        self.writer = StoreWriter(
+            store, settings.store, self.health, self.summary, retry_forever=retry_forever
+        )
         self.stages: dict[str, Stage] = {}
         self.sampler = Sampler(settings.sampling, [])
+        self.requeue: Requeue | None = None
         self.set_stages(stages)
-        self.summary = Summary()
         before_fire = self.drain if drain_before_timers else None
-        self.timers = EventTimers(self.summary.timers_fired, before_fire)
+        self.timers = EventTimers(self.summary.timers_fired, before_fire, self.health.timer_errors)
         self._started = time.perf_counter()
-        self._write_lock = asyncio.Lock()
         wait = drain_before_timers if backpressure is None else backpressure
         self.handover = Handover() if wait else None
 
@@ -116,6 +130,8 @@ class Pipeline:
         """Plug in the scorer stages (before `start`); the sampler decides for exactly these."""
         self.stages = {stage.name: stage for stage in stages}
         self.sampler = Sampler(self.settings.sampling, list(self.stages))
+        live = self.writer.retry_forever and self.settings.requeue.enabled
+        self.requeue = Requeue(self.settings.requeue, self.store, self.stages) if live else None
 
     async def start(self) -> None:
         await asyncio.to_thread(self.store.migrate)
@@ -128,6 +144,8 @@ class Pipeline:
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 20, 50)
+        if self.requeue is not None:  # live: work a previous worker left undone
+            self.requeue.start()
         self._started = time.perf_counter()
 
     async def drain(self) -> None:
@@ -149,6 +167,8 @@ class Pipeline:
         return drained
 
     async def stop(self) -> None:
+        if self.requeue is not None:
+            await self.requeue.stop()
         for stage in self.stages.values():
             await stage.stop()
         await self.timers.close()
@@ -217,19 +237,23 @@ class Pipeline:
         stages = self.stages
         handover = self.handover
         events = []
-        unparsed: list[int] = []  # positions in the batch
+        messages = []  # the message of each parsed event
         for message in batch:
             try:
+                if message.refused is not None:  # its input format could not decode it
+                    raise EventError(*message.refused)
                 events.append(parse_event(message.value))
+                messages.append(message)
             except EventError as exc:
-                unparsed.append(len(events) + len(unparsed))
                 summary.rejected[exc.reason] += 1
                 _reject(message, exc, now, prepared.rejected, prepared.dead_letters)
         times, out_of_range = self.bounds.check(events)
         if out_of_range:
-            events, times = self._reject_out_of_range(
-                batch, unparsed, events, times, out_of_range, prepared
+            events, times, messages = self._reject_out_of_range(
+                events, times, messages, out_of_range, prepared
             )
+        if self.duplicates is not None:
+            events, times = self._skip_duplicates(events, times, messages, prepared)
         checked = zip(events, times, self.heuristics.check_many(events), strict=True)
         for event, at, result in checked:
             failed = result.failed
@@ -264,23 +288,53 @@ class Pipeline:
 
     def _reject_out_of_range(
         self,
-        batch: Sequence[RawMessage],
-        unparsed: list[int],
         events: list[Event],
         times: list[float],
+        messages: list[RawMessage],
         out: list[tuple[int, str]],
         prepared: Prepared,
-    ) -> tuple[list[Event], list[float]]:
-        """Dead-letter the events `EventTimeBounds.check` refused; the rest, and their times."""
-        skip = set(unparsed)
-        messages = [message for i, message in enumerate(batch) if i not in skip]
+    ) -> tuple[list[Event], list[float], list[RawMessage]]:
+        """Dead-letter the events `EventTimeBounds.check` refused; the rest, their times
+        and their messages."""
         for i, detail in out:
             self.summary.rejected[OUT_OF_RANGE] += 1
             error = EventError(OUT_OF_RANGE, detail)
             _reject(messages[i], error, prepared.now, prepared.rejected, prepared.dead_letters)
         refused = {i for i, _ in out}
         kept = [i for i in range(len(events)) if i not in refused]
-        return [events[i] for i in kept], [times[i] for i in kept]
+        return [events[i] for i in kept], [times[i] for i in kept], [messages[i] for i in kept]
+
+    def _skip_duplicates(
+        self,
+        events: list[Event],
+        times: list[float],
+        messages: list[RawMessage],
+        prepared: Prepared,
+    ) -> tuple[list[Event], list[float]]:
+        """Apply the duplicate-id rule (`monitor.pipeline.duplicates`): redeliveries are
+        skipped, conflicts dead-lettered; the events to process and their times."""
+        assert self.duplicates is not None
+        verdicts = list(
+            self.duplicates.classify([e.event_id for e in events], [m.value for m in messages])
+        )
+        if not any(verdicts):
+            return events, times
+        kept_events, kept_times = [], []
+        for event, at, message, verdict in zip(events, times, messages, verdicts, strict=True):
+            if verdict == NEW:
+                kept_events.append(event)
+                kept_times.append(at)
+            elif verdict == SAME:
+                self.summary.duplicates += 1
+            else:
+                self.summary.rejected[DUPLICATE_ID] += 1
+                error = EventError(
+                    DUPLICATE_ID,
+                    f"event_id {event.event_id[:200]!r} was already seen with different"
+                    " content; the first one is kept",
+                )
+                _reject(message, error, prepared.now, prepared.rejected, prepared.dead_letters)
+        return kept_events, kept_times
 
     async def commit(self, prepared: Prepared) -> None:
         """The I/O half of `process`: write durably, then advance event time and timers.
@@ -320,32 +374,12 @@ class Pipeline:
         return rejected
 
     async def write(self, tables: Mapping[str, Rows]) -> None:
-        """Insert every non-empty table, retrying with backoff; raise `StoreError` at the end."""
-        todo = {name: rows for name, rows in tables.items() if rows}
-        if not todo:
-            return
-        retries = self.settings.store.insert_retries
-        async with self._write_lock:
-            for attempt in range(retries + 1):
-                try:
-                    await asyncio.to_thread(self._insert_all, todo)
-                    return
-                except StoreError as exc:
-                    if attempt == retries:
-                        raise
-                    delay = min(5.0, 0.1 * 2**attempt)
-                    log.warning(
-                        "store write failed, retrying",
-                        extra={"attempt": attempt + 1, "delay_s": delay, "error": str(exc)[:200]},
-                    )
-                    await asyncio.sleep(delay)
+        """Insert every non-empty table durably (`monitor.pipeline.writer`)."""
+        await self.writer.write(tables)
 
-    def _insert_all(self, todo: dict[str, Rows]) -> None:
-        started = time.perf_counter()
-        # Events go last: a row in `events` means its decisions and incidents are there too.
-        for name in sorted(todo, key=lambda t: t == INGEST_TABLE):
-            self.store.insert(name, todo[name])
-        self.summary.write_s += time.perf_counter() - started
+    def stop_retrying(self) -> None:
+        """Shutdown: a store write being retried gives up (see `StoreWriter`)."""
+        self.writer.stop_retrying()
 
 
 def _reject(
