@@ -123,7 +123,7 @@ def ensure_topics(settings: Settings) -> list[str]:
     from kafka.errors import TopicAlreadyExistsError
 
     kafka = settings.kafka
-    wanted = [kafka.events_topic, kafka.feedback_topic, kafka.dlq_topic]
+    wanted = [kafka.events_topic, *kafka.input_topics, kafka.feedback_topic, kafka.dlq_topic]
     where = servers(kafka)
     created: list[str] = []
     with kafka_errors("creating topics", where):

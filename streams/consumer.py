@@ -40,7 +40,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +50,7 @@ from faust.types import TopicT
 from monitor.config import KafkaSettings
 from monitor.errors import BrokerError
 from monitor.pipeline.source import Batch, DeadLetter, RawMessage
+from monitor.replay import decode_messages
 from streams.admin import kafka_errors, retry_delay
 from streams.client_config import consumer_config, servers
 from streams.dlq import send_dead_letters
@@ -90,6 +91,8 @@ class KafkaSource:
         self._kafka = kafka
         self._dlq = dlq
         self._where = servers(kafka)
+        # topic -> input format; records of other formats become contract messages here
+        self._formats = {**kafka.input_topics, kafka.events_topic: "vigil"}
         self._stopping = asyncio.Event()
         self._consumer: Consumer | None = None
         # The last batch handed out. While `consume` runs it is the only one that can be
@@ -113,12 +116,13 @@ class KafkaSource:
         self._loop = asyncio.get_running_loop()
         attempts = self._kafka.connect_retries + 1
         topic = self._kafka.events_topic
+        topics = [topic, *(t for t in self._kafka.input_topics if t != topic)]
         for attempt in range(1, attempts + 1):
             consumer = Consumer(consumer_config(self._kafka))
             try:
                 with kafka_errors("joining the consumer group", self._where):
                     await self._blocking(consumer.list_topics, topic, self._kafka.session_timeout_s)
-                consumer.subscribe([topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+                consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
                 self._consumer = consumer
                 return True
             except BrokerError as exc:
@@ -149,7 +153,7 @@ class KafkaSource:
         while not self._stopping.is_set():
             with kafka_errors("fetching events", self._where):
                 messages = await self._blocking(consumer.consume, batch_max, within_s)
-            raw, offsets = _batch(messages, topic)
+            raw, offsets = _batch(messages, self._formats)
             if not raw:
                 continue
             fetched = self._last = Fetched(offsets, loop.create_future())
@@ -216,25 +220,35 @@ class KafkaSource:
         log.info("partitions assigned", extra={"partitions": _names(partitions)})
 
 
-def _batch(messages: Sequence[Message], topic: str) -> tuple[list[RawMessage], Offsets]:
-    """One fetch of ``topic`` (the one subscribed) as raw messages, and per partition the
-    next offset to commit.
+def _batch(
+    messages: Sequence[Message], formats: Mapping[str, str]
+) -> tuple[list[RawMessage], Offsets]:
+    """One fetch as raw contract messages (records of topics in another input format
+    decoded by `monitor.replay.decode_messages`), and per partition the next offset to
+    commit.
 
     A message carrying an error is not an event: a fatal client error stops the worker
     (`BrokerError`); anything else (a broker hiccup librdkafka retries itself) is logged.
     """
     batch: list[RawMessage] = []
+    other: dict[str, list[RawMessage]] = {}
     append = batch.append
-    last: dict[int, int] = {}
+    last: dict[tuple[str, int], int] = {}
     # Per message only what differs; this loop runs on the thread that prepares batches.
     for m in messages:
         if m.error() is not None:
             _fetch_error(m)
             continue
-        partition, offset = m.partition(), m.offset()
-        append(RawMessage(m.value() or b"", topic, f"{partition}:{offset}"))
-        last[partition] = offset  # type: ignore[index,assignment]  # set on fetched messages
-    return batch, {(topic, p): o + 1 for p, o in last.items()}
+        topic, partition, offset = m.topic() or "", m.partition(), m.offset()
+        raw = RawMessage(m.value() or b"", topic, f"{partition}:{offset}")
+        if formats.get(topic, "vigil") == "vigil":
+            append(raw)
+        else:
+            other.setdefault(topic, []).append(raw)
+        last[(topic, partition)] = offset  # type: ignore[index,assignment]  # set on fetched messages
+    for topic, records in other.items():
+        batch.extend(decode_messages(formats[topic], records))
+    return batch, {tp: o + 1 for tp, o in last.items()}
 
 
 def _fetch_error(message: Message) -> None:

@@ -23,6 +23,9 @@ class RawMessage(msgspec.Struct, frozen=True, gc=False):
     value: bytes
     source: str
     position: str
+    refused: tuple[str, str] | None = None
+    """(reason, detail) when the source's input format could not decode ``value`` (the
+    record's original bytes): the pipeline dead-letters it as it is."""
 
 
 @dataclass(slots=True, frozen=True)

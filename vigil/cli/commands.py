@@ -78,7 +78,7 @@ def config(args: argparse.Namespace, settings: Settings) -> int:
 def replay(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.replay import run_replay
 
-    _print_summary(run_replay(settings, args.file).as_dict(), args.json)
+    _print_summary(run_replay(settings, args.file, args.format).as_dict(), args.json)
     return 0
 
 

@@ -64,6 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("file", type=Path)
     replay.add_argument("--json", action="store_true", help="print the summary as JSON")
     replay.add_argument("--heuristics-only", action="store_true", help="disable model scorers")
+    replay.add_argument(
+        "--format",
+        choices=("vigil", "otlp_proto", "otlp_json", "openai"),
+        default="vigil",
+        help="records in the file: vigil (JSONL events), otlp_json (one OTLP/JSON export "
+        "per line), otlp_proto (length-prefixed OTLP protobuf exports), openai (JSONL of "
+        "chat-completions request/response logs)",
+    )
 
     gen = sub.add_parser("generate", help="write generated traffic (with incidents) as JSONL")
     gen.add_argument("file", type=Path)
