@@ -1,9 +1,9 @@
-"""Two workers in one group, one killed mid-stream: the survivor takes over.
+"""Three workers in one group, one killed mid-stream: the survivors take over its partition.
 
 Each worker owns its own embedded store (chDB allows one owner per directory), so the
-exact-count check is over the union of both stores: every valid event and every dead
+exact-count check is over the union of the three stores: every valid event and every dead
 letter is stored at least once somewhere, each store holds no duplicates in its FINAL
-view, and the group's committed offsets reach the end of both partitions.
+view, and the group's committed offsets reach the end of every partition.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def _assigned(worker: WorkerProcess) -> list[str]:
 
 
 def _wait_split(workers: list[WorkerProcess], timeout_s: float = 120.0) -> None:
-    """Wait until each worker holds one of the two partitions."""
+    """Wait until each worker holds one partition."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         for worker in workers:
@@ -60,40 +60,47 @@ def _stored(settings: Settings) -> tuple[set[str], set[str]]:
     return ids, {r["position"] for r in dead}
 
 
-def test_killed_worker_partitions_move_to_the_survivor(
+def test_killed_worker_partitions_move_to_the_survivors(
     dev_broker: DevBroker, tmp_path: Path, start_worker: object
 ) -> None:
     def settings(name: str) -> Settings:
-        kafka = {"partitions": 2, "batch_max": 200}
+        kafka = {"partitions": 3, "batch_max": 200}
         return load_settings(overrides=stream_overrides(dev_broker, tmp_path / name, kafka=kafka))
 
-    first, second = settings("a"), settings("b")
-    ensure_topics(first)
-    lines = list(generate_lines(TrafficSpec(n=8_000, malformed_share=0.01, seed=9)))
-    early = produce_lines(first, lines[:3_000])
+    configs = [settings(name) for name in ("a", "b", "c")]
+    ensure_topics(configs[0])
+    lines = list(generate_lines(TrafficSpec(n=9_000, malformed_share=0.01, seed=9)))
+    early = produce_lines(configs[0], lines[:3_000])
 
-    doomed = start_worker(first)  # type: ignore[operator]
-    survivor = start_worker(second)  # type: ignore[operator]
-    _wait_split([doomed, survivor])
-    late = produce_lines(first, lines[3_000:])
+    workers = [start_worker(config) for config in configs]  # type: ignore[operator]
+    _wait_split(workers)
+    late = produce_lines(configs[0], lines[3_000:])
     ends = {
         k: max(early["end_offsets"].get(k, 0), late["end_offsets"].get(k, 0))
         for k in early["end_offsets"] | late["end_offsets"]
     }
-    assert len(ends) == 2, ends  # traffic on both partitions
-    wait_consumed(first, ends, doomed, at_least=consumed(first, ends) + 400)
+    assert len(ends) == 3, ends  # traffic on every partition
+    doomed, survivors = workers[0], workers[1:]
+    wait_consumed(configs[0], ends, doomed, at_least=consumed(configs[0], ends) + 400)
     assert doomed.signal(signal.SIGKILL) == -signal.SIGKILL
 
-    wait_consumed(second, ends, survivor)  # the survivor's group finished both partitions
-    assert _assigned(survivor) == ["vigil.events:0", "vigil.events:1"]
-    assert survivor.signal(signal.SIGTERM) == 0, survivor.log_tail()
+    for survivor in survivors:  # the group finishes all three partitions
+        wait_consumed(configs[1], ends, survivor)
+    owned = sorted(p for survivor in survivors for p in _assigned(survivor))
+    assert owned == ["vigil.events:0", "vigil.events:1", "vigil.events:2"]
+    for survivor in survivors:
+        assert survivor.signal(signal.SIGTERM) == 0, survivor.log_tail()
 
-    ids_a, dead_a = _stored(first)
-    ids_b, dead_b = _stored(second)
+    ids: set[str] = set()
+    dead: set[str] = set()
+    for config in configs:
+        stored_ids, stored_dead = _stored(config)
+        ids |= stored_ids
+        dead |= stored_dead
     valid = [orjson.loads(line)["event_id"] for line in lines if _is_event(line)]
-    assert len(valid) == 8_000
-    assert ids_a | ids_b == set(valid)
-    assert len(dead_a | dead_b) == len(lines) - 8_000
+    assert len(valid) == 9_000
+    assert ids == set(valid)
+    assert len(dead) == len(lines) - 9_000
 
 
 def _is_event(line: bytes) -> bool:
