@@ -9,11 +9,12 @@ round produces a slice of traffic while one fault hits mid-slice:
 - ``outage``: stop the store endpoint for ``--outage-s`` seconds, then serve it again
               on the same port (the worker must pause, retry and resume, not exit).
 
-After each round the run waits until the group committed everything produced so far and
-prints: the fault, events produced / stored (FINAL, distinct ids) / rows before merges,
-scores missing (stored events without a toxicity score), decisions left pending, and the
-time from the end of the fault to "all committed" (recovery). A clean round (no fault)
-first gives the same-run baseline for the recovery time.
+After each round the run waits until the group committed everything produced so far,
+then until every event is scored with nothing pending (at most 5 minutes), and prints:
+the fault, events produced / stored (FINAL, distinct ids) / rows before merges, scores
+missing (stored events without a toxicity score) and decisions left pending at that
+point, and the seconds from the end of the fault to "all stored" and to "all scored"
+(recovery). A clean round (no fault) first gives the same-run baseline.
 
     .venv/bin/python bench/chaos.py [--rounds 2] [--events 3000] [--outage-s 20]
 """
@@ -123,6 +124,21 @@ def _counts(store: EmbeddedStore) -> dict[str, int]:
     return {k: int(v) for k, v in row.items()}
 
 
+def _wait_scored(
+    store: EmbeddedStore, produced: int, worker: _Worker, timeout_s: float
+) -> tuple[dict[str, int], float]:
+    """Until every produced event is stored and scored with nothing pending (or the
+    timeout: the counts then show what is missing); the counts and when."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        worker.check_alive()
+        counts = _counts(store)
+        done = counts["stored"] >= produced and not counts["missing"] and not counts["pending"]
+        if done or time.monotonic() > deadline:
+            return counts, time.perf_counter()
+        time.sleep(0.5)
+
+
 def _produce_during(settings: Settings, lines: list[bytes], fault: Any) -> float:
     """Produce ``lines`` in a thread while ``fault()`` runs; returns when the fault ended."""
     sender = threading.Thread(target=produce_lines, args=(settings, lines), daemon=True)
@@ -152,7 +168,7 @@ def main() -> None:
         produced = 0
         print(
             f"{'round':>5} {'fault':<7} {'produced':>8} {'stored':>7} {'rows':>7}"
-            f" {'missing':>7} {'pending':>7} {'recovery_s':>10}"
+            f" {'missing':>7} {'pending':>7} {'stored_s':>10} {'scored_s':>9}"
         )
         try:
             for i, name in enumerate(faults):
@@ -174,11 +190,11 @@ def main() -> None:
                 ended = _produce_during(settings, lines, fault)
                 produced += len(lines)
                 done = _wait_committed(settings, produced, worker, timeout_s=600)
-                counts = _counts(store)
+                counts, scored = _wait_scored(store, produced, worker, timeout_s=300)
                 print(
                     f"{i:>5} {name:<7} {produced:>8} {counts['stored']:>7}"
                     f" {counts['raw_rows']:>7} {counts['missing']:>7} {counts['pending']:>7}"
-                    f" {done - ended:>10.1f}",
+                    f" {done - ended:>10.1f} {scored - ended:>9.1f}",
                     flush=True,
                 )
         finally:
