@@ -21,7 +21,10 @@ LogFormat = Literal["auto", "json", "text"]
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 #: Libraries that log at INFO about their own business; ours stay at the level asked.
-_CHATTY = ("aiokafka", "faust", "mode", "kafka", "httpx", "urllib3", "sentence_transformers")
+_CHATTY = ("aiokafka", "faust", "mode", "kafka", "httpx", "sentence_transformers")
+#: The store's HTTP client stack warns on every failed connection; the store writer
+#: already says the store is down and that it retries (one line, then every tenth).
+_RETRIED_BY_US = ("urllib3", "clickhouse_connect")
 
 
 USERINFO_MASK = "***"
@@ -93,3 +96,5 @@ def setup_logging(
     root.setLevel(level)
     for name in _CHATTY:
         logging.getLogger(name).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
+    for name in _RETRIED_BY_US:
+        logging.getLogger(name).setLevel(logging.DEBUG if level == "DEBUG" else logging.ERROR)

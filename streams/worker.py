@@ -23,7 +23,7 @@ from typing import Any
 
 from monitor.assembly import build_pipeline
 from monitor.config import Settings
-from monitor.errors import BrokerError, VigilError
+from monitor.errors import BrokerError, StoreError, VigilError
 from monitor.pipeline import Pipeline
 from monitor.store import open_store
 from monitor.store.base import Store
@@ -79,6 +79,27 @@ class _OpenStore:
             self.owned.close()
         else:
             self.store.close()
+
+
+async def _open_store(settings: Settings, stop: asyncio.Event) -> _OpenStore:
+    """Open the store; a ClickHouse server that does not answer yet (a sidecar starting
+    beside it, an outage) is retried ``store.connect_retries`` times with backoff, each
+    try one warning, then the last error is raised (one line from the CLI)."""
+    attempts = settings.store.connect_retries + 1
+    for attempt in range(1, attempts + 1):
+        try:
+            return await asyncio.to_thread(_OpenStore, settings)
+        except StoreError as exc:
+            if settings.store_backend != "server" or attempt == attempts or stop.is_set():
+                raise
+            delay = min(10.0, 0.5 * 2.0 ** (attempt - 1))
+            log.warning(
+                "store unreachable at start-up, retrying",
+                extra={"attempt": attempt, "of": attempts, "delay_s": delay, "error": str(exc)},
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
 def _counts(pipeline: Pipeline) -> dict[str, int]:
@@ -168,7 +189,7 @@ async def serve(
     stop = stop or asyncio.Event()
     remove_signals = _install_signals(stop) if signals else (lambda: None)
     try:
-        opened = _OpenStore(settings)
+        opened = await _open_store(settings, stop)
     except BaseException:
         remove_signals()
         raise

@@ -115,3 +115,34 @@ def test_worker_survives_a_store_outage_and_stores_everything_once(
     assert by_decision == {"scored": 3_000}
     # One toxicity score row per scored event (the model's one score), none doubled.
     assert int(scores["ids"]) == 3_000 and int(scores["n"]) % 3_000 == 0
+
+
+def test_worker_started_while_the_store_is_down_waits_for_it(
+    dev_broker: DevBroker, tmp_path: Path, start_worker: Any
+) -> None:
+    store = EmbeddedStore(tmp_path / "data")
+    store.migrate()
+    endpoint = serve_store(store)
+    port, key, url = endpoint.port, endpoint.writer_key, endpoint.writer_url
+    endpoint.close()  # the store is down before the worker starts
+    try:
+        overrides = stream_overrides(
+            dev_broker, tmp_path / "unused", store={"backend": "server", "url": url}
+        )
+        settings = load_settings(overrides=overrides)
+        ensure_topics(settings)
+        ends = produce_lines(settings, list(generate_lines(TrafficSpec(n=500, seed=2))))
+        worker = start_worker(settings)
+        _wait_for(
+            lambda: "store unreachable at start-up" in worker.log_path.read_text(errors="replace"),
+            "a start-up retry",
+            worker,
+        )
+        endpoint = serve_store(store, port=port, writer_key=key)
+        wait_consumed(settings, ends["end_offsets"], worker)
+        assert worker.signal(signal.SIGTERM) == 0, worker.log_tail()
+        [events] = store.query("SELECT count() AS n FROM vigil.events FINAL")
+    finally:
+        endpoint.close()
+        store.close()
+    assert int(events["n"]) == 500

@@ -107,6 +107,9 @@ class StoreSettings(Section):
     (with backoff) before the run fails. The live worker never gives up: it stops
     fetching, keeps its offsets uncommitted, says so on ``/readyz`` and in the logs, and
     retries (backoff capped at ``retry_max_delay_s``) until the store takes the batch."""
+    connect_retries: Annotated[int, Field(ge=0)] = 8
+    """Server backend: how often `vigil worker` retries a ClickHouse that does not answer
+    at start-up (backoff from 0.5 s, at most 10 s: about 45 s in all) before it exits."""
     retry_max_delay_s: Annotated[float, Field(gt=0)] = 30.0
     """Longest wait between two attempts of a failed insert (the backoff doubles from
     0.1 s up to this)."""
