@@ -9,9 +9,6 @@ letter with reason ``duplicate_id``, and the store holds the first version only.
 from __future__ import annotations
 
 import base64
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,19 +16,12 @@ import orjson
 
 from monitor.pipeline.duplicates import CONFLICT, NEW, SAME, DuplicateIds
 from monitor.store.embedded import EmbeddedStore
+from tests.test_replay import _cli_replay
 from vigil.traffic import TrafficSpec, generate_lines
 
 
 def _replay(data_dir: Path, events: Path) -> dict[str, object]:
-    done = subprocess.run(
-        [sys.executable, "-m", "vigil.cli", "--data-dir", str(data_dir), "replay",
-         str(events), "--heuristics-only", "--json"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "VIGIL_LOG_LEVEL": "WARNING"},
-        timeout=300,
-        check=False,
-    )  # fmt: skip
+    done = _cli_replay(data_dir, events, "--json")
     assert done.returncode == 0, done.stderr
     summary: dict[str, object] = orjson.loads(done.stdout)
     return summary
