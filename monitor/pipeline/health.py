@@ -26,7 +26,7 @@ class Health:
     store_retries: int = 0
     """Failed store write attempts since start (all retried; none given up)."""
     backpressured: bool = False
-    """True while ingest waits for room in a scorer queue (replay) or for the store."""
+    """True while ingest waits for the store (a write being retried)."""
     timer_errors: Counter[str] = field(default_factory=Counter)
     """Failed runs per event-time timer (drift, alerts, rollups...); each is logged."""
 

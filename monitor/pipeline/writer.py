@@ -1,8 +1,9 @@
 """Durable writes: every table a batch, a stage or a timer produces, into the store.
 
-Every writer of the pipeline goes through one `StoreWriter` (ingest batches, scorer
-stages, event-time jobs), one write at a time. A failed write is retried with a capped
-exponential backoff:
+Ingest batches and scorer stages write through one `StoreWriter`, one write at a time.
+(The event-time jobs write on their own; a failed run there is a timer error, counted by
+`monitor.pipeline.timers`, and the next period runs again.) A failed write is retried
+with a capped exponential backoff:
 
 - live (``retry_forever``, the worker), for as long as the store is down. Everything
   behind the write waits: the driver stops fetching (it waits for the batch in flight),
