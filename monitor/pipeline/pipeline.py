@@ -130,7 +130,7 @@ class Pipeline:
         """Plug in the scorer stages (before `start`); the sampler decides for exactly these."""
         self.stages = {stage.name: stage for stage in stages}
         self.sampler = Sampler(self.settings.sampling, list(self.stages))
-        live = self.writer.retry_forever and self.settings.requeue.enabled
+        live = bool(self.stages) and self.writer.retry_forever and self.settings.requeue.enabled
         self.requeue = Requeue(self.settings.requeue, self.store, self.stages) if live else None
 
     async def start(self) -> None:
