@@ -20,6 +20,7 @@ from typing import Any
 from monitor.alerts.drift_metric import evaluate_drift
 from monitor.alerts.evaluation import RuleEvaluation
 from monitor.alerts.model import Outcomes
+from monitor.alerts.outbox import Outbox, OutboxTiming
 from monitor.alerts.rules import Rule, load_rules
 from monitor.alerts.state import AlertState
 from monitor.alerts.transitions import TransitionLog
@@ -54,29 +55,32 @@ class AlertEvaluator:
         self.notifiers = notifiers if notifiers is not None else build_notifiers(settings.alerts)
         self.windows = EventWindows(store)
         self.tests = RuleEvaluation(store)
-        self.transitions = TransitionLog(
-            store,
-            self.notifiers,
-            retries=settings.alerts.notify_retries,
-            backoff_s=settings.alerts.notify_backoff_s,
+        a = settings.alerts
+        timing = OutboxTiming(
+            retries=a.notify_retries,
+            backoff_s=a.notify_backoff_s,
+            retry_every_s=a.notify_retry_every_s,
+            give_up_s=a.notify_give_up_minutes * 60.0,
+            drain_s=a.notify_drain_s,
         )
+        self.sent: deque[dict[str, Any]] = deque(maxlen=200)
+        """The latest notices delivered (for the demo and tests)."""
+        self.outbox = Outbox(store, self.notifiers, timing, self.sent)
+        self.transitions = TransitionLog(store, self.outbox)
 
     @property
     def states(self) -> dict[tuple[str, str], AlertState]:
         """Where every (rule, segment) stands."""
         return self.transitions.states
 
-    @property
-    def sent(self) -> deque[dict[str, Any]]:
-        """The latest notices this evaluator sent (for the demo and tests)."""
-        return self.transitions.sent
-
     async def __call__(self, as_of: datetime) -> None:
+        await self.outbox.recover()
         rows = await asyncio.to_thread(self.evaluate, as_of)
         if rows:
             await self.transitions.publish(rows)
 
     async def close(self) -> None:
+        await self.transitions.close()
         for notifier in self.notifiers:
             await notifier.close()
 

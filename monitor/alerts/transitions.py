@@ -1,27 +1,25 @@
 """Alert transitions: the states resumed from table ``alerts``, stepped, stored, notified once.
 
 A restart needs nothing but the ``alerts`` table, whose latest row per (rule, segment) is
-the state to resume from. Only state changes become rows; a transition already stored as
-notified (a replay over the same history, a restart) is never sent again.
+the state to resume from. Only state changes become rows. A change that pages is stored
+as queued and sent by the outbox (`monitor.alerts.outbox`); a transition already stored
+with its notice (a replay over the same history, a restart) is never queued again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
-from collections import deque
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 
 from monitor.alerts.model import Outcome, Outcomes
+from monitor.alerts.outbox import Outbox
 from monitor.alerts.rules import Rule
 from monitor.alerts.state import AlertState, Timing, Transition, Verdict, alert_id, step
-from monitor.notifiers import Notifier, deliver
 from monitor.store.base import Store
 from monitor.store.queries import alerts as q
 from monitor.times import now_iso, optional_iso, parse_optional_ts
@@ -35,19 +33,12 @@ class TransitionLog:
     def __init__(
         self,
         store: Store,
-        notifiers: Sequence[Notifier],
-        *,
-        retries: int,
-        backoff_s: float,
+        outbox: Outbox,
     ) -> None:
         self.store = store
-        self.notifiers = notifiers
-        self.retries = retries
-        self.backoff_s = backoff_s
+        self.outbox = outbox
         self.states: dict[tuple[str, str], AlertState] = {}
         self.loaded = False
-        self.sent: deque[dict[str, Any]] = deque(maxlen=200)
-        """The latest notices sent (for the demo and tests)."""
 
     def load(self, as_of: datetime) -> None:
         """Resume every state from its latest stored transition at or before ``as_of``."""
@@ -100,31 +91,32 @@ class TransitionLog:
         rows.append(_row(rule, key, segment, change, outcome, as_of))
 
     async def publish(self, rows: list[dict[str, Any]]) -> None:
-        """Notify the transitions that page (unless already notified), then store all rows."""
-        for row in rows:
-            if row.pop("_notify"):
-                already = await asyncio.to_thread(self._already_notified, row)
-                if not already:
-                    notice = notice_from_row(row)
-                    results = await deliver(
-                        self.notifiers, notice, retries=self.retries, backoff_s=self.backoff_s
-                    )
-                    self.sent.append(notice)
-                    log.info(
-                        "alert",
-                        extra={
-                            "rule": row["rule"],
-                            "segment": row["segment_key"],
-                            "state": row["state"],
-                            "alert_id": row["alert_id"],
-                            "delivered": results,
-                        },
-                    )
-                row["notified"] = 1
-        await asyncio.to_thread(self.store.insert, "alerts", rows)
+        """Store every row, those that page as QUEUED, and hand those to the outbox.
 
-    def _already_notified(self, row: dict[str, Any]) -> bool:
-        return q.was_notified(
+        Nothing is sent here: delivery runs in the outbox's task, so the caller (the
+        evaluator's timer, and the Kafka commit behind it) never waits on a webhook."""
+        await self.outbox.recover()
+        queued = []
+        for row in rows:
+            if not row.pop("_notify"):
+                continue
+            status = await asyncio.to_thread(self._notice_status, row)
+            if status == q.NOTICE_NONE:
+                row["notified"] = q.NOTICE_QUEUED
+                queued.append(row)
+            else:
+                # Stepped into again (a replay over the same history, a restart): the
+                # notice keeps its fate, and a queued one is already in the outbox.
+                row["notified"] = status
+        await asyncio.to_thread(self.store.insert, "alerts", rows)
+        self.outbox.put(queued)
+
+    async def close(self) -> None:
+        """Deliver what is queued (up to ``alerts.notify_drain_s``), then stop the outbox."""
+        await self.outbox.close()
+
+    def _notice_status(self, row: dict[str, Any]) -> int:
+        return q.notice_status(
             self.store, row["rule"], row["segment_key"], row["state"], parse_optional_ts(row["ts"])
         )
 
@@ -195,16 +187,3 @@ def _finite(value: float) -> float:
 
 def _segment_of(key: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in key.split(",") if "=" in part)
-
-
-def notice_from_row(row: dict[str, Any]) -> dict[str, Any]:
-    """The notice notifiers receive: the alert row, details parsed, internals dropped."""
-    notice = {
-        k: v
-        for k, v in row.items()
-        if not k.startswith("_") and k not in ("created_at", "notified")
-    }
-    if isinstance(notice.get("details"), str):
-        with contextlib.suppress(orjson.JSONDecodeError):
-            notice["details"] = orjson.loads(notice["details"])
-    return notice

@@ -77,6 +77,15 @@ class AlertSettings(Section):
     """First retry delay in seconds; doubles on each retry."""
     notify_timeout_s: Positive = 5.0
     """Timeout of one webhook call."""
+    notify_retry_every_s: Positive = 30.0
+    """A notice some channel refused after its retries is tried again on that channel
+    after this many seconds (wall clock), until ``notify_give_up_minutes``."""
+    notify_give_up_minutes: Positive = 60.0
+    """How long (wall clock, in this process) a notice is retried before it is stored as
+    given up and logged as an error."""
+    notify_drain_s: Annotated[float, Field(ge=0)] = 10.0
+    """At shutdown and at the end of a replay, how long to wait for queued notices. What is
+    left stays queued in table ``alerts`` and the next worker or replay sends it."""
 
     @model_validator(mode="after")
     def _check_webhooks(self) -> AlertSettings:

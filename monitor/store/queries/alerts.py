@@ -155,7 +155,8 @@ def slow_request_minutes(
     )
     sql = _per_minute(
         dims,
-        f"count() AS n, countIf(latency_ms > {limit}) AS x",
+        # uniqExact, not count(): a redelivered or replayed row must not count twice.
+        f"uniqExact(event_id) AS n, uniqExactIf(event_id, latency_ms > {limit}) AS x",
         f"{store.database}.checks",
         f"latency_ms IS NOT NULL AND {_RANGE}",
     )
@@ -200,8 +201,8 @@ def latency_quantiles(
     columns = ", ".join([*_dim_columns(dims), ""]) if dims else ""
     group = f" GROUP BY {', '.join(f'd_{_ident(d)}' for d in dims)}" if dims else ""
     sql = (
-        f"SELECT {columns}quantileExact({float(quantile)!r})(latency_ms) AS t, count() AS n "
-        f"FROM {store.database}.checks "
+        f"SELECT {columns}quantileExact({float(quantile)!r})(latency_ms) AS t, "
+        f"uniqExact(event_id) AS n FROM {store.database}.checks "
         f"WHERE latency_ms IS NOT NULL AND {_RANGE}{group}"
     )
     return store.query(sql, _span(lo, hi))
@@ -283,17 +284,33 @@ def latest_alert_states(store: Store, as_of: datetime) -> Result:
     )
 
 
-def was_notified(
+#: ``alerts.notified``: what became of a transition's notice. A paging transition is
+#: stored QUEUED before anything is sent (the outbox, `monitor.alerts.outbox`), then SENT
+#: or GAVE_UP; NONE is a transition that does not page (pending, inactive).
+NOTICE_NONE, NOTICE_SENT, NOTICE_QUEUED, NOTICE_GAVE_UP = 0, 1, 2, 3
+
+
+def notice_status(
     store: Store, rule: str, segment_key: str, state: str, ts: datetime | None
-) -> bool:
-    """Whether this very transition is already stored as notified (a replay, a restart)."""
+) -> int:
+    """The latest ``notified`` of this very transition (NOTICE_NONE when never stored): a
+    replay or restart that steps into a stored transition keeps its notice's fate."""
     got = store.query(
-        f"SELECT max(notified) AS n FROM {store.database}.alerts "
+        f"SELECT argMax(notified, created_at) AS n, count() AS c FROM {store.database}.alerts "
         "WHERE rule = {rule:String} "
         "AND segment_key = {key:String} AND state = {state:String} AND ts = {ts:DateTime64}",
         {"rule": rule, "key": segment_key, "state": state, "ts": ts},
     )
-    return bool(got and int(got[0]["n"] or 0))
+    return int(got[0]["n"] or 0) if got and int(got[0]["c"] or 0) else NOTICE_NONE
+
+
+def queued_notices(store: Store) -> Result:
+    """Every stored transition whose notice is still queued (a process stopped before its
+    outbox delivered it), oldest first, with every column (to store it again as sent)."""
+    return store.query(
+        f"SELECT * FROM {store.database}.alerts FINAL "
+        f"WHERE notified = {NOTICE_QUEUED} ORDER BY created_at"
+    )
 
 
 def alert_episodes(store: Store, states: Sequence[str]) -> Result:
