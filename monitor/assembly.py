@@ -41,7 +41,9 @@ def _judge(settings: Settings, store: Store) -> Scorer:
 
     # The verdict cache's persistent layer is the pipeline's own store (table judgments),
     # so a redelivered event is answered from there after a restart.
-    return build_judge_scorer(settings.judge, verdict_lookup=partial(stored_verdicts, store))
+    # judge_settings(): the judge never gets text that privacy.redact_pii keeps from the store.
+    lookup = partial(stored_verdicts, store)
+    return build_judge_scorer(settings.judge_settings(), verdict_lookup=lookup)
 
 
 #: name -> (is it enabled in these settings, factory(settings, the pipeline's store), its

@@ -68,7 +68,7 @@ class _OpenStore:
         if settings.store_backend == "embedded":
             # This process owns the chDB directory: claim it (lock file), serve it on the
             # loopback HTTP endpoint and publish the URL, so other commands read through us.
-            self.owned = own_embedded_store(settings.store)
+            self.owned = own_embedded_store(settings.store, settings.privacy.raw_text_days)
             self.store: Store = self.owned.store
             log.info("store endpoint serving", extra={"url": self.owned.url})
         else:

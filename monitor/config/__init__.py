@@ -15,6 +15,7 @@ from monitor.config.evalset import (
     LeakageSettings,
 )
 from monitor.config.ingest import EventSettings, KafkaSettings, StoreSettings
+from monitor.config.privacy import PrivacySettings, StoreRedaction, stricter
 from monitor.config.scoring import (
     EmbeddingSettings,
     HeuristicsSettings,
@@ -50,16 +51,19 @@ __all__ = [
     "LeakageSettings",
     "PiiKind",
     "Positive",
+    "PrivacySettings",
     "Rate",
     "RequeueSettings",
     "SamplingOverride",
     "SamplingSettings",
     "Section",
     "Settings",
+    "StoreRedaction",
     "StoreSettings",
     "ToxicitySettings",
     "load_settings",
     "masked_dump",
     "read_yaml",
+    "stricter",
     "write_settings_file",
 ]

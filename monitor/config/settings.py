@@ -20,6 +20,7 @@ from monitor.config.analysis import AlertSettings, DriftSettings
 from monitor.config.evalset import EvalsetSettings
 from monitor.config.ingest import EventSettings, KafkaSettings, StoreSettings
 from monitor.config.masking import mask_url
+from monitor.config.privacy import PrivacySettings, stricter
 from monitor.config.scoring import (
     EmbeddingSettings,
     HeuristicsSettings,
@@ -66,6 +67,8 @@ class Settings(BaseSettings):
     """The eval-set library: failure capture, export, leakage check, regression gate."""
     requeue: RequeueSettings = Field(default_factory=RequeueSettings)
     """Scorer work left pending or failed (retryable) is queued again: live only."""
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    """PII redaction before storage and a shorter retention for the raw text."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
     """Level of the logs on stderr (`--log-level`): warnings and errors by default, INFO
     for what the worker and the jobs do, DEBUG for everything."""
@@ -77,7 +80,22 @@ class Settings(BaseSettings):
     def _check_consistency(self) -> Settings:
         if self.store.backend == "server" and not self.store.url:
             raise ValueError("store.url is required when store.backend is 'server'")
+        days = self.privacy.raw_text_days
+        if days is not None and days > self.store.ttl_days:
+            raise ValueError(
+                f"privacy.raw_text_days ({days}) must not exceed store.ttl_days"
+                f" ({self.store.ttl_days}): the raw text cannot outlive its row"
+            )
         return self
+
+    def judge_settings(self) -> JudgeSettings:
+        """``judge`` as the judge scorer runs it: its PII redaction raised to
+        ``privacy.redact_pii`` where that hides more, so text kept from the store is never
+        sent to a judge either (the judge identity follows, so caches never mix)."""
+        mode = stricter(self.judge.pii_redaction(), self.privacy.redact_pii)
+        if mode == self.judge.pii_redaction():
+            return self.judge
+        return self.judge.model_copy(update={"redact_pii": mode})
 
     @classmethod
     def settings_customise_sources(

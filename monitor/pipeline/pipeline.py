@@ -30,6 +30,7 @@ from monitor.pipeline.duplicates import REASON as DUPLICATE_ID
 from monitor.pipeline.event_time import OUT_OF_RANGE, EventTimeBounds
 from monitor.pipeline.handover import Handover, Waiting
 from monitor.pipeline.health import Health
+from monitor.pipeline.redaction import StoreRedaction
 from monitor.pipeline.requeue import Requeue
 from monitor.pipeline.sampling import Decision, Sampler
 from monitor.pipeline.source import DeadLetter, RawMessage
@@ -101,6 +102,7 @@ class Pipeline:
         self.store = store
         self.bounds = EventTimeBounds(settings.events, clock)
         self.heuristics = Heuristics(settings.heuristics)
+        self.redaction = StoreRedaction(settings.privacy.redact_pii)
         window = settings.events.duplicate_window
         self.duplicates = DuplicateIds(window) if window > 0 else None
         self.summary = Summary()
@@ -254,13 +256,16 @@ class Pipeline:
             )
         if self.duplicates is not None:
             events, times = self._skip_duplicates(events, times, messages, prepared)
-        checked = zip(events, times, self.heuristics.check_many(events), strict=True)
-        for event, at, result in checked:
+        results = self.heuristics.check_many(events)
+        # Checks ran on the raw text above; the rows get it redacted, the stages raw.
+        stored = self.redaction.events(events)
+        checked = zip(events, stored, times, results, strict=True)
+        for event, kept, at, result in checked:
             failed = result.failed
-            encode_into(R.ingest_values(event, at, now, result), ingest_body, -1)
+            encode_into(R.ingest_values(kept, at, now, result), ingest_body, -1)
             ingest_body.append(10)
             if event.feedback is not None:
-                prepared.feedback.add(R.inline_feedback_values(event, at, now))
+                prepared.feedback.add(R.inline_feedback_values(kept, at, now))
             for kind in result.pii_kinds:
                 incident_rows.append(R.incident_row(event, "pii", kind, 1.0, "heuristics", now))
             for kind in result.jailbreak_kinds:
@@ -365,7 +370,8 @@ class Pipeline:
         rejected: list[DeadLetter] = []
         for message in batch:
             try:
-                good.append(R.late_feedback_row(parse_feedback(message.value), now))
+                feedback = self.redaction.feedback(parse_feedback(message.value))
+                good.append(R.late_feedback_row(feedback, now))
             except EventError as exc:
                 self.summary.rejected[f"feedback_{exc.reason}"] += 1
                 _reject(message, exc, now, rejected, dead)
@@ -374,8 +380,8 @@ class Pipeline:
         return rejected
 
     async def write(self, tables: Mapping[str, Rows]) -> None:
-        """Insert every non-empty table durably (`monitor.pipeline.writer`)."""
-        await self.writer.write(tables)
+        """Insert every non-empty table durably (`.writer`), dead letters redacted."""
+        await self.writer.write(self.redaction.tables(tables))
 
     def stop_retrying(self) -> None:
         """Shutdown: a store write being retried gives up (see `StoreWriter`)."""

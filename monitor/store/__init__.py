@@ -22,6 +22,7 @@ def _embedded(settings: Settings) -> Store:
     from monitor.store.lock import find_daemon
 
     s = settings.store
+    text_days = settings.privacy.raw_text_days
     daemon = find_daemon(s.data_dir)
     if daemon is not None:
         from monitor.store.server import ServerStore
@@ -31,8 +32,8 @@ def _embedded(settings: Settings) -> Store:
         has_key = urlsplit(daemon.url).password is not None
         password = "" if has_key else s.password.get_secret_value()
         return ServerStore(daemon.url, "" if has_key else s.username, password, s.database,
-                           s.ttl_days)  # fmt: skip
-    return EmbeddedStore(s.data_dir, s.database, s.ttl_days)
+                           s.ttl_days, text_days)  # fmt: skip
+    return EmbeddedStore(s.data_dir, s.database, s.ttl_days, text_days)
 
 
 def _server(settings: Settings) -> Store:
@@ -40,8 +41,9 @@ def _server(settings: Settings) -> Store:
 
     s = settings.store
     return ServerStore(
-        s.url, s.username, s.password.get_secret_value(), s.database, s.ttl_days
-    )
+        s.url, s.username, s.password.get_secret_value(), s.database, s.ttl_days,
+        settings.privacy.raw_text_days,
+    )  # fmt: skip
 
 
 BACKENDS: dict[str, Callable[[Settings], Store]] = {"embedded": _embedded, "server": _server}

@@ -77,13 +77,15 @@ class Store(Protocol):
         """Release the connection or the embedded session."""
 
 
-def run_migration(run: Callable[[str], object], database: str, ttl_days: int) -> None:
+def run_migration(
+    run: Callable[[str], object], database: str, ttl_days: int, raw_text_days: int | None = None
+) -> None:
     """`Store.migrate` for any backend: ``run`` executes one statement.
 
     Creation must succeed; tuning (`tuning_statements`) may fail on a server that does
     not know a setting, which costs speed only, so it is logged and skipped.
     """
-    for statement in create_statements(database, ttl_days):
+    for statement in create_statements(database, ttl_days, raw_text_days):
         run(statement)
     for statement in tuning_statements(database):
         try:

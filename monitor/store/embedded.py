@@ -25,12 +25,19 @@ _SETTINGS_CLAUSE = " SETTINGS " + ", ".join(f"{k}='{v}'" for k, v in INSERT_SETT
 class EmbeddedStore:
     """ClickHouse SQL over chDB, persisted under ``data_dir``."""
 
-    def __init__(self, data_dir: Path, database: str = "vigil", ttl_days: int = 90) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        database: str = "vigil",
+        ttl_days: int = 90,
+        raw_text_days: int | None = None,
+    ) -> None:
         from chdb import session as chdb_session  # heavy import, only when used
 
         self.data_dir = Path(data_dir)
         self.database = database
         self.ttl_days = ttl_days
+        self.raw_text_days = raw_text_days
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._current_database = "default"
@@ -42,7 +49,7 @@ class EmbeddedStore:
     # -- the Store interface -----------------------------------------------------------
 
     def migrate(self) -> None:
-        run_migration(self.raw, self.database, self.ttl_days)
+        run_migration(self.raw, self.database, self.ttl_days, self.raw_text_days)
 
     def insert(self, table: str, rows: Rows) -> None:
         if not rows:
@@ -78,7 +85,7 @@ class EmbeddedStore:
         which ClickHouse refuses to lift within the session (writes, DDL and SYSTEM fail
         in the engine; query-level settings stay settable for clients).
         """
-        reader = EmbeddedStore(self.data_dir, self.database, self.ttl_days)
+        reader = EmbeddedStore(self.data_dir, self.database, self.ttl_days, self.raw_text_days)
         try:
             for name, value in settings.items():
                 reader.raw(f"SET {name} = {value}")

@@ -229,7 +229,7 @@ class OwnedStore:
 OPEN_WAIT_S = 15.0
 
 
-def _open_when_free(settings: StoreSettings) -> EmbeddedStore:
+def _open_when_free(settings: StoreSettings, raw_text_days: int | None) -> EmbeddedStore:
     """Open the embedded store, waiting out a reader that opened the directory itself.
 
     A command run just before the daemon took its claim found no daemon and opened the
@@ -243,7 +243,9 @@ def _open_when_free(settings: StoreSettings) -> EmbeddedStore:
     delay = 0.2
     while True:
         try:
-            return EmbeddedStore(settings.data_dir, settings.database, settings.ttl_days)
+            return EmbeddedStore(
+                settings.data_dir, settings.database, settings.ttl_days, raw_text_days
+            )
         except StoreError as exc:
             if time.monotonic() + delay > deadline:
                 raise
@@ -255,20 +257,21 @@ def _open_when_free(settings: StoreSettings) -> EmbeddedStore:
             delay = min(2.0, delay * 2)
 
 
-def own_embedded_store(settings: StoreSettings) -> OwnedStore:
+def own_embedded_store(settings: StoreSettings, raw_text_days: int | None = None) -> OwnedStore:
     """Claim ``settings.data_dir``, open and migrate the store, serve it and publish the URL.
 
     The endpoint listens on ``settings.http_host:http_port`` (port 0: any free port),
     read-only, with the ``http_*`` limits; it requires ``http_token`` (or ``password``)
     when a token is set, and refuses to start beyond loopback without one. The URL
     published carries its writer key (see the module docstring); `OwnedStore.url` does not.
+    ``raw_text_days``: ``privacy.raw_text_days``, for the tables migration creates.
     """
     from monitor.store.endpoint import serve_store
 
     claim = claim_data_dir(settings.data_dir)
     store: EmbeddedStore | None = None
     try:
-        store = _open_when_free(settings)
+        store = _open_when_free(settings, raw_text_days)
         store.migrate()
         endpoint = serve_store(
             store,

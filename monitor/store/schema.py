@@ -66,11 +66,11 @@ def _ingest_statements(database: str) -> list[str]:
     return statements
 
 
-def create_statements(database: str, ttl_days: int) -> list[str]:
-    """Every statement `migrate` runs, in order."""
+def create_statements(database: str, ttl_days: int, raw_text_days: int | None = None) -> list[str]:
+    """Every statement `migrate` runs, in order (``raw_text_days``: `Table.raw_text`)."""
     return (
         [f"CREATE DATABASE IF NOT EXISTS {database}"]
-        + [table.create_sql(database, ttl_days) for table in TABLES]
+        + [table.create_sql(database, ttl_days, raw_text_days) for table in TABLES]
         + _ingest_statements(database)
     )
 

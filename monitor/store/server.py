@@ -37,12 +37,14 @@ class ServerStore:
         password: str = "",
         database: str = "vigil",
         ttl_days: int = 90,
+        raw_text_days: int | None = None,
         *,
         connect_timeout_s: int = 10,
         timeout_s: int = 300,
     ) -> None:
         self.database = database
         self.ttl_days = ttl_days
+        self.raw_text_days = raw_text_days
         parts = urlsplit(url if "://" in url else f"http://{url}")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise StoreError(f"store.url must be http(s)://host[:port], got {_redact_url(url)!r}")
@@ -78,7 +80,7 @@ class ServerStore:
     # -- the Store interface -----------------------------------------------------------
 
     def migrate(self) -> None:
-        run_migration(self.command, self.database, self.ttl_days)
+        run_migration(self.command, self.database, self.ttl_days, self.raw_text_days)
 
     def insert(self, table: str, rows: Rows) -> None:
         if not rows:

@@ -3,7 +3,9 @@
 Idempotency: each table is a ReplacingMergeTree whose ORDER BY is the row's natural key
 (event_id plus scorer and version where it applies), so a redelivered batch writes rows
 that collapse into the ones already there. Readers that need exact counts use ``FINAL``.
-Retention: a TTL on event time, ``ttl_days`` from the settings.
+Retention: a TTL on event time, ``ttl_days`` from the settings; the raw text columns
+(`Table.raw_text`) may expire sooner, ``privacy.raw_text_days``, by a column TTL that
+resets them to their default ('' or an empty map).
 
 Adding a table: append a `Table` to `TABLES`; `migrate` creates what is missing.
 """
@@ -21,6 +23,10 @@ from monitor.store.table import Table
 #: The cost, a few more parts alive at once, is small next to the thousands ClickHouse
 #: tolerates per partition.
 _FEWER_MERGES = (("merge_selector_base", "20"),)
+
+#: The monitored free text of ``events`` (`Table.raw_text`): what ``privacy.raw_text_days``
+#: empties early. The rest of a row (ids, segment, tokens, latency) lives to ``ttl_days``.
+_EVENT_TEXT = ("prompt", "request", "response", "shadow_response", "metadata")
 
 TABLES: list[Table] = [
     # The two tables written for every event use plain String where the others use
@@ -53,6 +59,7 @@ TABLES: list[Table] = [
 PARTITION BY toYYYYMM(ts)
 ORDER BY (event_id)""",
         tuning=_FEWER_MERGES,
+        raw_text=_EVENT_TEXT,
     ),
     Table(
         # Heuristic checks, one wide row per event: cheap to write at stream rate.
@@ -137,6 +144,7 @@ ORDER BY (event_id, scorer)""",
 PARTITION BY toYYYYMM(ts)
 ORDER BY (event_id)""",
         tuning=_FEWER_MERGES,
+        raw_text=("comment",),
     ),
     Table(
         # Messages that did not parse: original bytes (base64) and the reason. The key is
@@ -153,6 +161,7 @@ ORDER BY (event_id)""",
 ) ENGINE = ReplacingMergeTree
 ORDER BY (source, position)""",
         ttl_column="received_at",
+        raw_text=("raw_b64",),
     ),
     Table(
         # Sentence embeddings of prompts (and optionally responses), for drift and similarity.
