@@ -14,7 +14,7 @@ from monitor.checks import Heuristics
 from monitor.config import HeuristicsSettings, load_settings
 from monitor.errors import ConfigError, StoreError
 from monitor.store.embedded import EmbeddedStore
-from monitor.store.queries import alerts as q
+from monitor.store.queries import alert_examples as q
 from tests.fixtures import rows as fixture_rows
 from tests.test_store_backends import make_events
 

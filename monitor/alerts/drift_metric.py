@@ -17,6 +17,7 @@ from monitor.alerts.model import Outcome, Outcomes
 from monitor.alerts.rules import Rule
 from monitor.alerts.state import Verdict
 from monitor.store.base import Store
+from monitor.store.queries import alert_examples as qx
 from monitor.store.queries import alerts as q
 from monitor.times import parse_optional_ts
 
@@ -45,7 +46,7 @@ def evaluate_drift(store: Store, rule: Rule, as_of: datetime) -> Outcomes:
             f"window n={int(row['n_window'])}"
         )
         when = parse_optional_ts(row["ts"]) or as_of
-        query = q.drift_examples_query(store.database, row["model_version"], as_of)
+        query = qx.drift_examples_query(store.database, row["model_version"], as_of)
         verdict = Verdict(flagged, last_flag.get(key), not flagged, when)
         value = float(row["new_topic_rate"])
         out[key] = (

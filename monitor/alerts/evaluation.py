@@ -4,7 +4,8 @@ The CUSUM is recomputed from per-minute sums over the rule's window on every run
 (stateless, cheap in ClickHouse), so late feedback is counted. A baseline over a fixed
 span (every kind but rolling) is fetched once and cached. A segment with too little
 baseline of its own is tested against all traffic, its false-alarm budget scaled to its
-share of that traffic.
+share of that traffic. Once a segment's alert resolved, only its events since then count
+towards a new one (`_evidence_start`).
 """
 
 from __future__ import annotations
@@ -90,7 +91,11 @@ class RuleEvaluation:
         out: Outcomes = {}
         for key, segment in segments.items():
             cells = window.get(key, {})
-            buckets = [cells.get(m, {}) for m in range(first, last + 1)]
+            state = states.get((rule.name, key), AlertState())
+            begin = _evidence_start(state, first)
+            if begin > last:
+                continue
+            buckets = [cells.get(m, {}) for m in range(begin, last + 1)]
             if rule.baseline == "others":
                 own = total(list(cells.values()))
                 base = {k: pooled.get(k, 0.0) - own.get(k, 0.0) for k in pooled}
@@ -100,9 +105,8 @@ class RuleEvaluation:
                 base, minutes = _baseline_of(
                     comps, own_base, pooled, base_minutes, min_base, cells, window
                 )
-            state = states.get((rule.name, key), AlertState())
             restart = (
-                _minute(state.fired_at) - first
+                _minute(state.fired_at) - begin
                 if state.state == "firing" and state.fired_at
                 else None
             )
@@ -121,9 +125,9 @@ class RuleEvaluation:
             recent_from = max(0, len(buckets) - int(max(rule.resolve_minutes, 1)))
             verdict = Verdict(
                 breached=result.breached,
-                last_breach=_at(first + result.crossings[-1] + 1) if result.crossings else None,
+                last_breach=_at(begin + result.crossings[-1] + 1) if result.crossings else None,
                 small_effect=small_effect(comps, base, buckets[recent_from:]),
-                onset=_at(first + result.span_start),
+                onset=_at(begin + result.span_start),
             )
             out[key] = (
                 segment,
@@ -193,6 +197,20 @@ class RuleEvaluation:
             query,
             details,
         )
+
+
+def _evidence_start(state: AlertState, first: int) -> int:
+    """The first minute whose events may count towards a new alert of one segment.
+
+    The evidence that raised an alert is spent on it: once the alert resolved, only
+    events after the resolve count, or the CUSUM over a window still holding the old
+    incident (a canary that went quiet, say) would cross again, and page again, as soon
+    as the cooldown ran out, without one new event. While firing, the plain test runs
+    over the whole window; `sequential_test`'s restart at the firing tells if it holds.
+    """
+    if state.state == "firing" or state.resolved_at is None:
+        return first
+    return max(first, _minute(state.resolved_at))
 
 
 def _baseline_of(

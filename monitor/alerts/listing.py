@@ -12,10 +12,11 @@ from typing import Any
 import orjson
 
 from monitor.store.base import Store
+from monitor.store.queries import alert_examples as qx
 from monitor.store.queries import alerts as q
 from monitor.times import parse_optional_ts
 
-__all__ = ["get_alert", "list_alerts"]
+__all__ = ["alert_examples", "get_alert", "list_alerts"]
 
 
 def _clean(row: dict[str, Any]) -> dict[str, Any]:
@@ -50,3 +51,10 @@ def get_alert(store: Store, alert_id: str) -> dict[str, Any] | None:
     """The latest state of one alert episode, None when there is no such alert."""
     rows = q.alert_by_id(store, alert_id)
     return _clean(rows[0]) if rows else None
+
+
+def alert_examples(store: Store, alert_id: str) -> tuple[str, list[dict[str, Any]]]:
+    """The failing events (for drift: the flagged reports) behind one alert episode: its
+    examples query as stored when it fired, and its rows; ('', []) for a rule without one."""
+    sql = qx.alert_examples_query(store, alert_id) or ""
+    return sql, store.query(sql) if sql else []

@@ -17,6 +17,7 @@ from monitor.alerts.model import Component
 from monitor.alerts.rules import Rule
 from monitor.errors import ConfigError
 from monitor.store.base import Store
+from monitor.store.queries import alert_examples as qx
 from monitor.store.queries import alerts as q
 
 #: Series: segment key -> minute -> named sums. Segments: key -> {dimension: value}.
@@ -213,7 +214,7 @@ def examples_query(
 ) -> str:
     """The failing-events query stored with an alert of ``rule`` ('' when it has none)."""
     m = rule.metric
-    return q.examples_query(
+    return qx.examples_query(
         db,
         m,
         segment,

@@ -12,7 +12,9 @@ that stays bad for hours pages once.
   (notify); hysteresis: the firing condition (a CUSUM crossing) and the resolving one
   (a long quiet spell and a small effect) are far apart, so an alert cannot flap
 - after resolving, a new breach within ``cooldown_minutes`` stays pending until the
-  cooldown is over, then fires as a new alert
+  cooldown is over, then fires as a new alert; a breach after resolving is tested on
+  events since the resolve only (`monitor.alerts.evaluation`), so one incident pages once
+  and a segment without new traffic cannot fire again
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from monitor.alerts.listing import get_alert, list_alerts
+from monitor.alerts.listing import alert_examples, get_alert, list_alerts
 from monitor.config import Settings
 from monitor.errors import ConfigError
 from monitor.notifiers.format import format_alert
@@ -22,12 +22,12 @@ def run_alerts_command(
             alert = get_alert(store, examples)
             if alert is None:
                 raise ConfigError(f"no alert {examples!r}")
-            rows = store.query(alert["query"]) if alert["query"] else []
+            sql, rows = alert_examples(store, examples)
             if as_json:
                 print(orjson.dumps({"alert": alert, "examples": rows}, default=str).decode())
             else:
                 print(format_alert(alert))
-                print(alert["query"])
+                print(sql)
                 for row in rows:
                     print("  " + "  ".join(str(v) for v in row.values()))
             return 0

@@ -1,5 +1,6 @@
 """The alerts' SQL: per-minute sums for the sequential tests, baselines, the drift reports
-the drift rule reads, the ``alerts`` table itself, and the failing-example queries.
+the drift rule reads and the ``alerts`` table itself (the failing-example queries stored
+with each alert are in `monitor.store.queries.alert_examples`).
 
 Per-minute queries cover ``[lo, hi)`` of *event* time and return the split dimensions
 (``d_<name>``), the minute ``b`` (Unix minutes) and named sums (``n``, ``x``, ``s``,
@@ -16,8 +17,8 @@ from datetime import datetime
 from typing import Any
 
 from monitor.errors import StoreError
-from monitor.store.base import Store, render
-from monitor.times import iso, parse_optional_ts
+from monitor.store.base import Store
+from monitor.times import parse_optional_ts
 
 Result = list[dict[str, Any]]
 
@@ -328,71 +329,4 @@ def alert_by_id(store: Store, alert_id: str) -> Result:
         f"SELECT {_COLUMNS} FROM {store.database}.alerts FINAL WHERE alert_id = {{id:String}} "
         "ORDER BY ts DESC LIMIT 1",
         {"id": alert_id},
-    )
-
-
-# -- the failing-example queries stored with each alert -------------------------------------
-
-
-def examples_query(
-    db: str,
-    metric: str,
-    segment: dict[str, str],
-    lo: datetime,
-    hi: datetime,
-    *,
-    judge_dimension: str = "",
-    cheap_checks: Sequence[str] = (),
-    latency_over: float | None = None,
-    limit: int = 100,
-) -> str:
-    """A ready-to-run query listing the failing events behind an alert of ``metric`` in
-    ``segment`` (literals inlined); '' for a metric without one."""
-    conds = [f"{_ident(d)} = {{seg_{d}:String}}" for d in segment if d != "risk_type"]
-    params: dict[str, Any] = {f"seg_{_ident(d)}": v for d, v in segment.items()}
-    params.update(lo=lo, hi=hi, judge_dimension=judge_dimension)
-    m = metric
-    cols = "event_id, ts, route, model_version"
-    if m in ("helpfulness", "negative_feedback_rate", "judge_mean"):
-        bad = [f"event_id IN (SELECT event_id FROM {db}.feedback FINAL WHERE rating < 0)"]
-        if m != "negative_feedback_rate":
-            bad.append(
-                f"event_id IN (SELECT event_id FROM {db}.scores WHERE scorer = 'judge' "
-                "AND name = {judge_dimension:String} AND value <= 2)"
-            )
-        if m == "helpfulness":
-            bad.append("(" + " OR ".join(f"{_ident(c)} = 1" for c in cheap_checks) + ")")
-        where = "(" + " OR ".join(bad) + ")"
-        source = f"{db}.checks"
-    elif m == "incident_rate":
-        cols = "event_id, ts, route, model_version, risk_type, category, score"
-        source = f"{db}.incidents"
-        where = "1" if "risk_type" not in segment else "risk_type = {seg_risk_type:String}"
-    elif m == "latency_p95":
-        cols += ", latency_ms"
-        source, where = f"{db}.checks", f"latency_ms > {float(latency_over or 0.0)!r}"
-    elif m == "json_failure_rate":
-        cols += ", json_error"
-        source, where = f"{db}.checks", "json_required = 1 AND json_ok = 0"
-    elif m == "judge_failure_rate":
-        cols += ", reason"
-        source, where = f"{db}.decisions FINAL", "scorer = 'judge' AND decision = 'failed'"
-    else:
-        return ""
-    sql = (
-        f"SELECT {cols} FROM {source} WHERE {where} "
-        "AND ts >= {lo:DateTime64} AND ts < {hi:DateTime64}"
-        + "".join(f" AND {c}" for c in conds)
-        + f" ORDER BY ts LIMIT {int(limit)}"
-    )
-    return render(sql, params)
-
-
-def drift_examples_query(db: str, model_version: str, as_of: datetime) -> str:
-    """A ready-to-run query listing the flagged drift reports of one scope up to ``as_of``."""
-    return render(
-        f"SELECT ts, model_version, reasons, top_clusters FROM {db}.drift_reports FINAL "
-        "WHERE model_version = {model_version:String} AND (drifted = 1 OR new_topic = 1) "
-        "AND ts <= {as_of:String} ORDER BY ts DESC LIMIT 20",
-        {"model_version": model_version, "as_of": iso(as_of)},
     )
