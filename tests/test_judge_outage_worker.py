@@ -12,13 +12,15 @@ silence.
 from __future__ import annotations
 
 import signal
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from monitor.config import load_settings
+from monitor.config import Settings, load_settings
+from monitor.store import open_store
 from monitor.store.embedded import EmbeddedStore
 from streams.admin import ensure_topics
 from streams.broker import DevBroker
@@ -29,12 +31,7 @@ from vigil.traffic import TrafficSpec, generate_lines
 
 pytestmark = pytest.mark.integration
 
-@pytest.mark.parametrize("mode", ["429", "hang"])
-def test_a_broken_judge_never_holds_up_ingest(
-    dev_broker: DevBroker, tmp_path: Path, start_worker: Any, stub_judge: StubJudge, mode: str
-) -> None:
-    judge = stub_judge
-    judge.mode = mode
+def _settings(dev_broker: DevBroker, tmp_path: Path, judge: StubJudge, **extra: Any) -> Settings:
     overrides = stream_overrides(
         dev_broker,
         tmp_path / "data",
@@ -51,8 +48,31 @@ def test_a_broken_judge_never_holds_up_ingest(
             "pairwise": False,
         },
         sampling={"rates": {"judge": 1.0}, "budget_per_minute": {"judge": 1e9}},
+        **extra,
     )
-    settings = load_settings(overrides=overrides)
+    return load_settings(overrides=overrides)
+
+
+def _judge_decisions(settings: Settings) -> Counter[str]:
+    """The judge's decisions by kind, read while the worker runs (through its endpoint)."""
+    store = open_store(settings)
+    try:
+        rows = store.query(
+            "SELECT decision, count() AS n FROM vigil.decisions FINAL "
+            "WHERE scorer = 'judge' GROUP BY decision"
+        )
+    finally:
+        store.close()
+    return Counter({row["decision"]: int(row["n"]) for row in rows})
+
+
+@pytest.mark.parametrize("mode", ["429", "hang"])
+def test_a_broken_judge_never_holds_up_ingest(
+    dev_broker: DevBroker, tmp_path: Path, start_worker: Any, stub_judge: StubJudge, mode: str
+) -> None:
+    judge = stub_judge
+    judge.mode = mode
+    settings = _settings(dev_broker, tmp_path, judge)
     ensure_topics(settings)
     lines = list(generate_lines(TrafficSpec(n=600, feedback_share=0.0, seed=12)))
     ends = produce_lines(settings, lines)["end_offsets"]
@@ -82,3 +102,39 @@ def test_a_broken_judge_never_holds_up_ingest(
         if mode == "429"
         else ("imeout" in reasons or "circuit" in reasons)
     )
+
+
+@pytest.mark.parametrize("mode", ["429", "hang"])
+def test_failures_are_scored_once_the_judge_recovers(
+    dev_broker: DevBroker, tmp_path: Path, start_worker: Any, stub_judge: StubJudge, mode: str
+) -> None:
+    judge = stub_judge
+    judge.mode = mode
+    settings = _settings(dev_broker, tmp_path, judge, requeue={"every_s": 1.0})
+    ensure_topics(settings)
+    lines = list(generate_lines(TrafficSpec(n=300, feedback_share=0.0, seed=13)))
+    ends = produce_lines(settings, lines)["end_offsets"]
+    worker = start_worker(settings)
+    wait_consumed(settings, ends, worker)
+    deadline = time.monotonic() + 300
+    broken = _judge_decisions(settings)
+    while not broken["failed"]:  # a hanging judge fails by its timeout, after the commit
+        assert worker.alive and time.monotonic() < deadline, (broken, worker.log_tail())
+        time.sleep(0.5)
+        broken = _judge_decisions(settings)
+    assert broken["scored"] == 0
+    judge.mode = "ok"
+    judge.release.set()
+    # Re-queue rounds (every second here) retry the retryable failures as the queue has
+    # room; wait for that condition, not for a time.
+    deadline = time.monotonic() + 300
+    now = _judge_decisions(settings)
+    while now["failed"] or now["pending"]:
+        assert worker.alive and time.monotonic() < deadline, (now, worker.log_tail())
+        time.sleep(0.5)
+        now = _judge_decisions(settings)
+    assert worker.signal(signal.SIGTERM) == 0, worker.log_tail()
+    # Every failure became a verdict; an event refused for a full queue stays recorded so.
+    assert now["scored"] >= broken["failed"]
+    assert sum(now.values()) == 300
+    assert set(now) <= {"scored", "over_budget"}
