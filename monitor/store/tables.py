@@ -338,7 +338,8 @@ ORDER BY (minute, model, model_version, route)""",
     Table(
         # Alert state transitions (pending, firing, resolved, inactive), written by the
         # event-time alert evaluator. The latest row per (rule, segment_key) is the state a
-        # restart resumes from; `notified` stops a replay or restart from paging twice.
+        # restart resumes from. `notified`: 0 no notice due, 1 sent, 2 queued in the outbox,
+        # 3 given up (`monitor.alerts.outbox`); a replay or restart never pages twice.
         "alerts",
         """(
     alert_id String,
