@@ -78,6 +78,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--rate", type=int, default=2_000, help="events per second")
     args = parser.parse_args()
+    # A SIGTERM ends the run like Ctrl-C: the finally below stops the worker and broker.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     with tempfile.TemporaryDirectory(prefix="vigil-soak-") as tmp, DevBroker() as broker:
         settings = _settings(broker, Path(tmp) / "data")
