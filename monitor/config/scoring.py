@@ -199,8 +199,10 @@ class ToxicitySettings(Section):
     """Score at or above which a response counts as a toxicity incident."""
     batch_size: Annotated[int, Field(ge=1)] = 64
     """Texts per model call."""
-    queue_size: Annotated[int, Field(ge=1)] = 4096
-    """Bounded queue in front of the stage; when full, events are recorded over_budget."""
+    queue_size: Annotated[int, Field(ge=1)] = 16384
+    """Bounded queue in front of the stage; when full, events are recorded over_budget.
+    Live, this is the burst the stage absorbs (a backlog after a restart: 8 s of traffic at
+    2,000 events/s) before it refuses work; a queued job holds its event's text."""
 
 
 class EmbeddingSettings(Section):
@@ -214,8 +216,10 @@ class EmbeddingSettings(Section):
     """Also embed responses (prompts always are); enables cosine(prompt, response)."""
     batch_size: Annotated[int, Field(ge=1)] = 64
     """Texts per model call."""
-    queue_size: Annotated[int, Field(ge=1)] = 4096
-    """Bounded queue in front of the stage; when full, events are recorded over_budget."""
+    queue_size: Annotated[int, Field(ge=1)] = 16384
+    """Bounded queue in front of the stage; when full, events are recorded over_budget.
+    Live, this is the burst the stage absorbs (a backlog after a restart: 8 s of traffic at
+    2,000 events/s) before it refuses work; a queued job holds its event's text."""
     jailbreak_examples: Path | None = None
     """JSON list or text file (one a line) of known jailbreak prompts to compare against."""
     jailbreak_similarity: Rate = 0.75
