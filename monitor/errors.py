@@ -13,12 +13,14 @@ One subclass per boundary, so callers can catch what they can handle:
     │   └── VerdictFormatError   the reply is not the JSON verdict asked for
     ├── ScorerError      a model-backed scorer (toxicity, embeddings) failed
     ├── NotifyError      a notification could not be delivered
-    └── EvalsetError     an eval set is missing, malformed, or would be overwritten
+    ├── EvalsetError     an eval set is missing, malformed, or would be overwritten
+    └── GrafanaError     Grafana's HTTP API refused or could not be reached
 
 Foreign exceptions are translated in one place per boundary, always with
 ``raise ... from exc``: pydantic in `monitor.config` and `monitor.events.schema`, chDB
 and clickhouse-connect in the store backends, kafka-python / aiokafka / confluent-kafka
-in `streams.admin.kafka_errors`, openai and httpx in `monitor.scorers.judge.client`.
+in `streams.admin.kafka_errors`, openai and httpx in `monitor.scorers.judge.client`,
+grafana-client in `dashboards.push`.
 """
 
 from __future__ import annotations
@@ -100,3 +102,7 @@ class NotifyError(VigilError):
 class EvalsetError(VigilError):
     """An eval set (or a file given to check one against) is missing or malformed, or an
     export would overwrite an existing version."""
+
+
+class GrafanaError(VigilError):
+    """Grafana's HTTP API refused a request or could not be reached (`vigil dashboards push`)."""

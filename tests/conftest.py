@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.fixtures.broker",
     "tests.fixtures.llama",
     "tests.fixtures.judge_stub",
+    "tests.fixtures.seeded",
 ]
 
 

@@ -128,6 +128,12 @@ def evalset(args: argparse.Namespace, settings: Settings) -> int:
     return dispatch(args, settings)
 
 
+def dashboards(args: argparse.Namespace, settings: Settings) -> int:
+    from vigil.cli.dashboards import run
+
+    return run(args, settings)
+
+
 #: `vigil NAME` runs ``COMMANDS[NAME]``; the parser (`vigil.cli.parser`) defines the same names.
 COMMANDS: dict[str, Command] = {
     "up": up,
@@ -143,4 +149,5 @@ COMMANDS: dict[str, Command] = {
     "config": config,
     "failures": failures,
     "evalset": evalset,
+    "dashboards": dashboards,
 }

@@ -132,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
         _Commands(evalset.add_subparsers(dest="evalset_command", required=True), common)
     )
 
+    dashboards = sub.add_parser("dashboards", help="Grafana dashboards as code: build or push")
+    from vigil.cli import dashboards as dashboards_command
+
+    dashboards_command.add_parsers(
+        _Commands(dashboards.add_subparsers(dest="dashboards_command", required=True), common)
+    )
+
     config = sub.add_parser("config", help="settings")
     config_sub = _Commands(config.add_subparsers(dest="config_command", required=True), common)
     show = config_sub.add_parser("show", help="print the effective settings, secrets masked")
