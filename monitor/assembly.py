@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from monitor.config import Settings
 from monitor.pipeline import Pipeline
-from monitor.pipeline.stages import Stage
+from monitor.pipeline.stages import ResultsOut, Stage
 from monitor.store.base import Store
 
 if TYPE_CHECKING:
@@ -97,6 +97,15 @@ def enabled_scorers(settings: Settings) -> list[str]:
     return [name for name, (enabled, _, _) in SCORERS.items() if enabled(settings)]
 
 
+def _results_out(settings: Settings) -> ResultsOut | None:
+    """The OTLP exporter of evaluation results, when ``export.otlp_endpoint`` is set."""
+    if not settings.export.enabled:
+        return None
+    from monitor.export import OtlpResultsExporter  # protobuf and httpx only when on
+
+    return OtlpResultsExporter(settings.export)
+
+
 def build_pipeline(settings: Settings, store: Store, *, replay: bool = False) -> Pipeline:
     """The pipeline the settings describe. ``replay`` settles scorer queues before timers
     and bounds event time by the stream alone; live, by the wall clock too."""
@@ -105,10 +114,11 @@ def build_pipeline(settings: Settings, store: Store, *, replay: bool = False) ->
         settings, store, drain_before_timers=replay, clock=clock, retry_forever=not replay
     )
     stages = []
+    results = _results_out(settings)
     for name in enabled_scorers(settings):
         _, factory, queue_size = SCORERS[name]
         scorer = factory(settings, store)
-        stages.append(Stage(scorer, pipeline.write, queue_size(settings)))
+        stages.append(Stage(scorer, pipeline.write, queue_size(settings), results))
     pipeline.set_stages(stages)
     for name, timer_factory in TIMERS.items():
         made = timer_factory(settings, store)

@@ -81,13 +81,15 @@ def read_proto_records(path: Path) -> Iterator[RawMessage]:
         at += 4 + size
 
 
-def decode_messages(fmt: str, messages: Sequence[RawMessage]) -> list[RawMessage]:
+def decode_messages(fmt: str, messages: Sequence[RawMessage]) -> tuple[list[RawMessage], int]:
     """Raw records in input format ``fmt`` as raw contract messages: each record gives
-    zero or more events at its position, or itself with why it could not be decoded."""
+    zero or more events at its position, or itself with why it could not be decoded;
+    and how many non-GenAI spans the records held (skipped, not events)."""
     if fmt == "vigil":
-        return list(messages)
+        return list(messages), 0
     decode = FORMATS[fmt]
     out: list[RawMessage] = []
+    skipped = 0
     for message in messages:
         try:
             decoded = decode(message.value)
@@ -95,8 +97,9 @@ def decode_messages(fmt: str, messages: Sequence[RawMessage]) -> list[RawMessage
             refused = (exc.reason, exc.detail)
             out.append(RawMessage(message.value, message.source, message.position, refused))
             continue
+        skipped += decoded.skipped
         out.extend(RawMessage(e, message.source, message.position) for e in decoded.events)
-    return out
+    return out, skipped
 
 
 class FileSource:
@@ -121,7 +124,8 @@ class FileSource:
         else:
             chunks = read_batches(self._path, size, first_batch=min(size, _FIRST_BATCH))
         for batch in chunks:
-            yield Batch(batch if fmt == "vigil" else decode_messages(fmt, batch), None)
+            messages, skipped = decode_messages(fmt, batch)
+            yield Batch(messages, None, skipped)
 
     async def acknowledge(
         self, batch: Batch[None], stored: Awaitable[Sequence[DeadLetter]]
@@ -144,10 +148,14 @@ async def replay_file(settings: Settings, path: Path, fmt: str = "vigil") -> Sum
         await pipeline.start()
         await drive(pipeline, FileSource(path, settings.kafka.batch_max, fmt))
         await pipeline.settle()
-        return pipeline.final_summary()
+        summary = pipeline.final_summary()
     finally:
         await pipeline.stop()
         store.close()
+    # Stopping the stages drains the results exporter: only now are its counts final.
+    for name, stage in pipeline.stages.items():
+        summary.stages[name].update(stage.stats())
+    return summary
 
 
 def run_replay(settings: Settings, path: Path, fmt: str = "vigil") -> Summary:

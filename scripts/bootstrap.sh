@@ -7,6 +7,19 @@ cd "$root"
 venv="$root/.venv"
 stamp="$venv/.vigil-bootstrap"
 want=$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16)
+
+# Headless Chromium (Debian's package) loads `vigil report` in its test. Checked on every
+# run, before the stamp: it lives outside .venv, so a reused .venv says nothing about it.
+if ! command -v chromium >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [[ $(id -u) -eq 0 ]]; then
+    echo "bootstrap: installing chromium (apt-get)" >&2
+    apt-get install -y -q --no-install-recommends chromium >/dev/null \
+      || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null; } \
+      || echo "bootstrap: could not install chromium; tests/test_report.py will fail saying so" >&2
+  else
+    echo "bootstrap: chromium is missing (apt-get install chromium); tests/test_report.py needs it" >&2
+  fi
+fi
 if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
   exit 0
 fi

@@ -162,9 +162,10 @@ class OffsetReader:
         from kafka.admin import KafkaAdminClient
 
         kafka = settings.kafka
+        # The events group reads the input topics too (`kafka.input_topics`).
         self._wanted = {
-            kafka.group_id: kafka.events_topic,
-            faust_group(kafka): kafka.feedback_topic,
+            kafka.group_id: {kafka.events_topic, *kafka.input_topics},
+            faust_group(kafka): {kafka.feedback_topic},
         }
         self._where = servers(kafka)
         with kafka_errors("reading committed offsets", self._where):
@@ -173,12 +174,12 @@ class OffsetReader:
     def read(self) -> dict[tuple[str, int], int]:
         result: dict[tuple[str, int], int] = {}
         with kafka_errors("reading committed offsets", self._where):
-            for group, topic in self._wanted.items():
+            for group, topics in self._wanted.items():
                 offsets = self._admin.list_group_offsets({group: None}).get(group, {})
                 result.update(
                     ((tp.topic, tp.partition), meta.offset)
                     for tp, meta in offsets.items()
-                    if meta.offset >= 0 and tp.topic == topic
+                    if meta.offset >= 0 and tp.topic in topics
                 )
         return result
 

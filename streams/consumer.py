@@ -153,12 +153,15 @@ class KafkaSource:
         while not self._stopping.is_set():
             with kafka_errors("fetching events", self._where):
                 messages = await self._blocking(consumer.consume, batch_max, within_s)
-            raw, offsets = _batch(messages, self._formats)
-            if not raw:
+            raw, offsets, skipped = _batch(messages, self._formats)
+            if not offsets:  # an empty fetch (or only fetch errors)
                 continue
+            # A fetch whose records all decoded to no event (only non-GenAI spans) is
+            # still a batch: its offsets are committed in order like any other's, instead
+            # of waiting for a later fetch of the same partitions, which may never come.
             fetched = self._last = Fetched(offsets, loop.create_future())
             try:
-                yield Batch(raw, fetched)
+                yield Batch(raw, fetched, skipped)
             except GeneratorExit:
                 # Closed before this batch was acknowledged (the driver failed elsewhere):
                 # it is never committed, and a revoke callback must not wait for it.
@@ -222,10 +225,10 @@ class KafkaSource:
 
 def _batch(
     messages: Sequence[Message], formats: Mapping[str, str]
-) -> tuple[list[RawMessage], Offsets]:
+) -> tuple[list[RawMessage], Offsets, int]:
     """One fetch as raw contract messages (records of topics in another input format
-    decoded by `monitor.replay.decode_messages`), and per partition the next offset to
-    commit.
+    decoded by `monitor.replay.decode_messages`), per partition the next offset to
+    commit, and how many non-GenAI spans were skipped.
 
     A message carrying an error is not an event: a fatal client error stops the worker
     (`BrokerError`); anything else (a broker hiccup librdkafka retries itself) is logged.
@@ -246,9 +249,12 @@ def _batch(
         else:
             other.setdefault(topic, []).append(raw)
         last[(topic, partition)] = offset  # type: ignore[index,assignment]  # set on fetched messages
+    skipped = 0
     for topic, records in other.items():
-        batch.extend(decode_messages(formats[topic], records))
-    return batch, {tp: o + 1 for tp, o in last.items()}
+        decoded, skipped_here = decode_messages(formats[topic], records)
+        batch.extend(decoded)
+        skipped += skipped_here
+    return batch, {tp: o + 1 for tp, o in last.items()}, skipped
 
 
 def _fetch_error(message: Message) -> None:

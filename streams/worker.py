@@ -109,6 +109,7 @@ def _counts(pipeline: Pipeline) -> dict[str, int]:
         "stored": summary.stored,
         "rejected": sum(summary.rejected.values()),
         "feedback_stored": summary.feedback_stored,
+        "skipped_spans": summary.skipped_spans,
     }
 
 

@@ -175,3 +175,28 @@ def test_corrupt_record_is_refused_with_a_reason(decoder, raw: bytes) -> None:  
     with pytest.raises(EventError) as caught:
         decoder(raw)
     assert caught.value.reason == "invalid_otlp"
+
+
+def test_text_checks_and_scorers_do_not_apply_without_captured_content(
+    decoded: dict[str, object],
+) -> None:
+    from monitor.checks import Heuristics
+    from monitor.config import load_settings
+    from monitor.pipeline.sampling import Sampler
+
+    settings = load_settings()
+    bare, full = decoded["events"]["no content"], decoded["events"]["chat acme-llama"]  # type: ignore[index]
+    assert not bare.content_captured and full.content_captured
+    [na, ran] = Heuristics(settings.heuristics).check_many([bare, full])
+    assert (na.empty, na.refusal, na.json_ok, na.response_chars, na.failed) == (
+        None,
+        None,
+        None,
+        0,
+        [],
+    )
+    assert (ran.empty, ran.refusal) == (False, False)
+    sampler = Sampler(settings.sampling, ["judge", "toxicity"])
+    assert {(d.decision, d.reason) for d in sampler.decide(bare, na.failed)} == {
+        ("sampled_out", "no_content")
+    }

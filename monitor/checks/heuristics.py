@@ -65,13 +65,15 @@ class CheckResult(msgspec.Struct, kw_only=True, gc=False):
     the garbage collector; it holds only strings, numbers and lists of strings."""
 
     response_chars: int
-    empty: bool
+    empty: bool | None
+    """None (NULL in ``checks``): not applicable, the event carries no captured text
+    (`Event.content_captured`); likewise ``refusal`` and ``json_ok``."""
     truncated: bool
-    refusal: bool
+    refusal: bool | None
     latency_slow: bool
     too_long: bool
     json_required: bool
-    json_ok: bool
+    json_ok: bool | None
     json_error: str
     pii_kinds: list[str] = msgspec.field(default_factory=list)
     jailbreak_kinds: list[str] = msgspec.field(default_factory=list)
@@ -94,13 +96,17 @@ class CheckResult(msgspec.Struct, kw_only=True, gc=False):
             names.append("latency")
         if self.too_long:
             names.append("length")
-        if self.json_required and not self.json_ok:
+        if self.json_required and self.json_ok is False:
             names.append("json")
         if self.pii_kinds:
             names.append("pii")
         if self.jailbreak_kinds:
             names.append("jailbreak")
         self.failed = names
+
+
+def _slow(latency_ms: float | None, limit_ms: float) -> bool:
+    return latency_ms is not None and latency_ms > limit_ms
 
 
 def _head(content: str) -> str:
@@ -170,12 +176,26 @@ class Heuristics:
             and response.completion_tokens is not None
             and response.completion_tokens > s.max_completion_tokens
         )
+        if not event.content_captured:
+            # No text was recorded (OpenTelemetry content capture off): the text checks
+            # say "not applicable" instead of calling the placeholder answer empty.
+            return CheckResult(
+                response_chars=0,
+                empty=None,
+                truncated=response.finish_reason == "length",
+                refusal=None,
+                latency_slow=_slow(response.latency_ms, s.latency_ms_max),
+                too_long=too_many_tokens,
+                json_required=json_required,
+                json_ok=None,
+                json_error="",
+            )
         return CheckResult(
             response_chars=chars,
             empty=stripped_len < s.min_response_chars,
             truncated=response.finish_reason == "length",
             refusal=refusal,
-            latency_slow=response.latency_ms is not None and response.latency_ms > s.latency_ms_max,
+            latency_slow=_slow(response.latency_ms, s.latency_ms_max),
             too_long=chars > s.max_response_chars or too_many_tokens,
             json_required=json_required,
             json_ok=json_ok,

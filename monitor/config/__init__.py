@@ -16,6 +16,7 @@ from monitor.config.evalset import (
 )
 from monitor.config.ingest import EventSettings, KafkaSettings, StoreSettings
 from monitor.config.privacy import PrivacySettings, StoreRedaction, stricter
+from monitor.config.results_export import ResultsExportSettings
 from monitor.config.scoring import (
     EmbeddingSettings,
     HeuristicsSettings,
@@ -54,6 +55,7 @@ __all__ = [
     "PrivacySettings",
     "Rate",
     "RequeueSettings",
+    "ResultsExportSettings",
     "SamplingOverride",
     "SamplingSettings",
     "Section",

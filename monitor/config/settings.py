@@ -21,6 +21,7 @@ from monitor.config.evalset import EvalsetSettings
 from monitor.config.ingest import EventSettings, KafkaSettings, StoreSettings
 from monitor.config.masking import mask_url
 from monitor.config.privacy import PrivacySettings, stricter
+from monitor.config.results_export import ResultsExportSettings
 from monitor.config.scoring import (
     EmbeddingSettings,
     HeuristicsSettings,
@@ -69,6 +70,8 @@ class Settings(BaseSettings):
     """Scorer work left pending or failed (retryable) is queued again: live only."""
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     """PII redaction before storage and a shorter retention for the raw text."""
+    export: ResultsExportSettings = Field(default_factory=ResultsExportSettings)
+    """Results out: evaluation results as OpenTelemetry events over OTLP/HTTP (off by default)."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
     """Level of the logs on stderr (`--log-level`): warnings and errors by default, INFO
     for what the worker and the jobs do, DEBUG for everything."""

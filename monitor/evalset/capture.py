@@ -86,7 +86,8 @@ def _check_detail(rule: AnyRule, row: dict[str, Any]) -> str | None:
         found = [k for k in row["pii_kinds"] if not rule.pii_kinds or k in rule.pii_kinds]
         return "pii=" + ",".join(sorted(found)) if found else None
     if kind == "format":
-        failed = row["json_required"] and not row["json_ok"]
+        # json_ok is NULL (None) where no text was captured: not a format failure.
+        failed = row["json_required"] and row["json_ok"] in (0, False)
         return f"json: {row['json_error']}" if failed else None
     if kind == "empty":
         return "empty" if row["empty"] else None

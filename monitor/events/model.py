@@ -86,6 +86,13 @@ class Event(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
     metadata: dict[str, str] = {}
 
     @property
+    def content_captured(self) -> bool:
+        """False when the source recorded no text (an OpenTelemetry span without captured
+        content says so with metadata ``content_captured: "false"``): its prompt and answer
+        are empty placeholders, and checks and scorers that read text do not apply."""
+        return self.metadata.get("content_captured") != "false"
+
+    @property
     def prompt(self) -> str:
         """The last user message: what drift and the judge look at."""
         for message in reversed(self.request.messages):

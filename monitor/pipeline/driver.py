@@ -29,6 +29,7 @@ async def drive(pipeline: Pipeline, source: Source[Position]) -> None:
             async for batch in batches:
                 # CPU half now, while the previous batch is still being written.
                 prepared = pipeline.prepare(batch.messages)
+                pipeline.summary.skipped_spans += batch.skipped_spans
                 if in_flight is not None:
                     await in_flight
                 in_flight = asyncio.ensure_future(

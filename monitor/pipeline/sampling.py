@@ -129,6 +129,9 @@ class Sampler:
         """
         if not self.scorers:
             return []  # heuristics-only deployments: nothing to decide, per event
+        if not event.content_captured:
+            # Every scorer reads text; a placeholder answer would only be scored as "".
+            return [Decision(scorer, "sampled_out", "no_content") for scorer in self.scorers]
         priority = self.priority_reason(event, failed_checks) or (
             f"priority:{flags[0]}" if flags else None
         )

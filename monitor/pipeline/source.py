@@ -44,6 +44,10 @@ class Batch(Generic[Position]):
     messages: list[RawMessage]
     position: Position
     """Kafka: the offsets to commit once stored; a file: nothing."""
+    skipped_spans: int = 0
+    """Non-GenAI spans its OTLP records held, skipped (`Summary.skipped_spans`). A batch
+    may hold no message at all, only skipped spans: it still goes through the pipeline,
+    so that its position is acknowledged in order."""
 
 
 class Source(Protocol[Position]):

@@ -15,10 +15,11 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
 
 from monitor.errors import VigilError
+from monitor.events import Event
 from monitor.pipeline import rows as R
 from monitor.pipeline.sampling import Decision
 from monitor.scorers.base import Job, Scorer, ScoreResult
@@ -30,13 +31,31 @@ log = logging.getLogger("vigil.stages")
 WriteFn = Callable[[dict[str, list[dict[str, Any]]]], Awaitable[None]]
 
 
+class ResultsOut(Protocol):
+    """Where stored results go next (`monitor.export.OtlpResultsExporter`), shared by
+    the stages: started and stopped with each, handed each batch's scored events once
+    they are written. `stored` must not block: the stage's next batch waits on it."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def stored(self, scorer: str, results: Sequence[tuple[Event, ScoreResult]]) -> None: ...
+
+    def stats(self, scorer: str) -> dict[str, int]: ...
+
+
 class Stage:
     """A scorer behind a bounded queue, run by ``scorer.concurrency`` worker tasks."""
 
-    def __init__(self, scorer: Scorer, write: WriteFn, queue_size: int) -> None:
+    def __init__(
+        self, scorer: Scorer, write: WriteFn, queue_size: int, results: ResultsOut | None = None
+    ) -> None:
         self.scorer = scorer
         self.name = scorer.name
         self._write = write
+        self._results = results
+        self._results_started = False
         self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=queue_size)
         self._workers: list[asyncio.Task[None]] = []
         self.outcomes: Counter[str] = Counter()
@@ -54,6 +73,9 @@ class Stage:
         await self._queue.put(job)
 
     async def start(self) -> None:
+        if self._results is not None and not self._results_started:
+            self._results_started = True
+            await self._results.start()
         if not self._workers:
             self._workers = [
                 asyncio.create_task(self._run(), name=f"stage-{self.name}-{i}")
@@ -72,9 +94,13 @@ class Stage:
                 await task
         self._workers = []
         await self.scorer.aclose()
+        if self._results is not None and self._results_started:
+            self._results_started = False
+            await self._results.stop()  # the last stage to stop flushes it
 
     def stats(self) -> dict[str, Any]:
-        return {"outcomes": dict(self.outcomes), **self.scorer.stats()}
+        exported = self._results.stats(self.name) if self._results is not None else {}
+        return {"outcomes": dict(self.outcomes), **self.scorer.stats(), **exported}
 
     async def _take_batch(self) -> list[Job]:
         batch = [await self._queue.get()]
@@ -113,6 +139,7 @@ class Stage:
         by_id = {r.event_id: r for r in results}
         now = now_iso()
         tables: dict[str, list[dict[str, Any]]] = {"scores": [], "decisions": []}
+        scored: list[tuple[Event, ScoreResult]] = []
         for job in batch:
             event = job.event
             result = by_id.get(event.event_id)
@@ -138,6 +165,9 @@ class Stage:
                     )
                 for table, rows in R.result_rows(event, self.name, result, now).items():
                     tables.setdefault(table, []).extend(rows)
+                scored.append((event, result))
             self.outcomes[decision.decision] += 1
             tables["decisions"].append(R.decision_row(event, decision, now))
         await self._write(tables)
+        if self._results is not None:
+            self._results.stored(self.name, scored)  # only what the store has: a copy

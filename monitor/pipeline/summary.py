@@ -17,6 +17,8 @@ class Summary:
     feedback_stored: int = 0
     duplicates: int = 0
     """Messages skipped as redeliveries (an event id seen before with the same bytes)."""
+    skipped_spans: int = 0
+    """OTLP spans skipped as not being LLM calls (no GenAI attribute): not events."""
     decisions: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     timers_fired: Counter[str] = field(default_factory=Counter)
     elapsed_s: float = 0.0
@@ -34,6 +36,7 @@ class Summary:
             "rejected_by_reason": dict(sorted(self.rejected.items())),
             "feedback_stored": self.feedback_stored,
             "duplicates": self.duplicates,
+            "skipped_spans": self.skipped_spans,
             "decisions": {s: dict(sorted(c.items())) for s, c in sorted(self.decisions.items())},
             "timers_fired": dict(self.timers_fired),
             "stages": self.stages,
@@ -59,6 +62,8 @@ def render_summary(data: dict[str, Any]) -> str:
     ]
     if data.get("duplicates"):
         lines.append(f"duplicates       {data['duplicates']} (redelivered, same bytes: skipped)")
+    if data.get("skipped_spans"):
+        lines.append(f"skipped spans    {data['skipped_spans']} (not GenAI: not events)")
     for scorer, counts in data["decisions"].items():
         lines.append(f"decisions {scorer:<10} " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
     for name, stats in data.get("stages", {}).items():

@@ -63,6 +63,9 @@ ORDER BY (event_id)""",
     ),
     Table(
         # Heuristic checks, one wide row per event: cheap to write at stream rate.
+        # empty / refusal / json_ok are NULL when the event has no captured text
+        # (metadata content_captured = 'false', e.g. an OTLP span without content):
+        # "not applicable", where 0 would claim the check ran and passed.
         "checks",
         """(
     event_id String,
@@ -75,13 +78,13 @@ ORDER BY (event_id)""",
     prompt_tokens Nullable(UInt32),
     completion_tokens Nullable(UInt32),
     response_chars UInt32,
-    empty UInt8,
+    empty Nullable(UInt8),
     truncated UInt8,
-    refusal UInt8,
+    refusal Nullable(UInt8),
     latency_slow UInt8,
     too_long UInt8,
     json_required UInt8,
-    json_ok UInt8,
+    json_ok Nullable(UInt8),
     json_error String,
     pii_kinds Array(String),
     jailbreak_kinds Array(String),

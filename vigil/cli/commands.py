@@ -134,6 +134,12 @@ def dashboards(args: argparse.Namespace, settings: Settings) -> int:
     return run(args, settings)
 
 
+def report(args: argparse.Namespace, settings: Settings) -> int:
+    from vigil.cli.report import run
+
+    return run(args, settings)
+
+
 #: `vigil NAME` runs ``COMMANDS[NAME]``; the parser (`vigil.cli.parser`) defines the same names.
 COMMANDS: dict[str, Command] = {
     "up": up,
@@ -150,4 +156,5 @@ COMMANDS: dict[str, Command] = {
     "failures": failures,
     "evalset": evalset,
     "dashboards": dashboards,
+    "report": report,
 }

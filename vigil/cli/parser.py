@@ -132,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
         _Commands(evalset.add_subparsers(dest="evalset_command", required=True), common)
     )
 
+    report = sub.add_parser("report", help="write a self-contained HTML report of the store")
+    from vigil.cli import report as report_command
+
+    report_command.add_arguments(report)
+
     dashboards = sub.add_parser("dashboards", help="Grafana dashboards as code: build or push")
     from vigil.cli import dashboards as dashboards_command
 

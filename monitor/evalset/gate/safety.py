@@ -129,7 +129,7 @@ class SafetyScanner:
                 toxicity=toxicity,
                 toxic=None if toxicity is None else toxicity >= threshold,
                 pii=find_pii(answer, kinds) if kinds else [],
-                refusal=checks[i].refusal,
+                refusal=bool(checks[i].refusal),  # None only without text; gate answers have it
                 should_answer=should_answer(item),
                 json_item=json_item,
                 json_ok=json_ok,

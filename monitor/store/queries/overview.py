@@ -1,7 +1,9 @@
 """What is in the store at a glance: which tables exist, their row counts, decisions by
-scorer (the demo's closing summary and, later, the report)."""
+scorer (the demo's closing summary), the event-time span (the report)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from monitor.store.base import Store
 from monitor.store.tables import TABLES
@@ -34,3 +36,12 @@ def decision_counts(store: Store) -> dict[str, dict[str, int]]:
     ):
         out.setdefault(row["scorer"], {})[row["decision"]] = int(row["n"])
     return out
+
+
+def event_time_span(store: Store) -> tuple[int, Any, Any]:
+    """(events stored, earliest event time, latest event time); times None when empty."""
+    got = store.query(
+        f"SELECT count() AS n, min(ts) AS lo, max(ts) AS hi FROM {store.database}.events"
+    )
+    n = int(got[0]["n"] or 0) if got else 0
+    return (n, got[0]["lo"], got[0]["hi"]) if n else (0, None, None)
