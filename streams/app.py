@@ -42,11 +42,14 @@ from faust.types import EventT, TopicT
 from mode import Service
 
 from monitor.config import KafkaSettings, Settings
+from monitor.ops import BrokerState, OpsEndpoints
 from monitor.pipeline import Pipeline, RawMessage
 from monitor.pipeline.driver import drive
 from streams.client_config import faust_group, faust_options
 from streams.consumer import KafkaSource
+from streams.consumer_stats import stats_callbacks
 from streams.dlq import send_dead_letters
+from streams.ops_web import add_ops_views, web_options
 
 #: Called when a batch cannot be stored (or dead-lettered) even after retries, or the
 #: broker fails for good: the worker stops without committing that batch.
@@ -134,18 +137,20 @@ class VigilApp:
 
     app: faust.App
     ingest: EventsIngest
+    ops: OpsEndpoints
+    """What /healthz, /readyz and /metrics answer (served when ``ops.enabled``)."""
 
 
 def build_app(settings: Settings, pipeline: Pipeline, fatal: Fatal, datadir: Path) -> VigilApp:
     """The worker's Faust app: topics ``events``/``feedback``/``dlq``, the feedback agent,
-    and the events ingest service, all over ``pipeline``."""
+    the events ingest service, all over ``pipeline``, and the operations endpoints."""
     kafka = settings.kafka
     app = faust.App(
         faust_group(kafka),
         **faust_options(kafka),
         datadir=str(datadir),
         store="memory://",  # durable state lives in ClickHouse, never in Faust tables
-        web_enabled=False,
+        **web_options(settings.ops),
         topic_allow_declare=False,  # `streams.admin.ensure_topics` creates them
         topic_disable_leader=True,
         stream_wait_empty=False,  # see the module docstring
@@ -159,5 +164,10 @@ def build_app(settings: Settings, pipeline: Pipeline, fatal: Fatal, datadir: Pat
 
     feedback, dlq = topic(kafka.feedback_topic), topic(kafka.dlq_topic)
     app.agent(feedback, name="vigil-feedback")(_feedback_agent(dlq, pipeline, fatal, kafka))
-    source = KafkaSource(kafka, dlq)
-    return VigilApp(app, EventsIngest(source, pipeline, fatal, loop=app.loop, beacon=app.beacon))
+    broker = BrokerState()
+    endpoints = OpsEndpoints(pipeline, broker)
+    add_ops_views(app, settings.ops, endpoints)
+    options = stats_callbacks(broker, settings.ops)
+    source = KafkaSource(kafka, dlq, broker=broker, client_options=options)
+    ingest = EventsIngest(source, pipeline, fatal, loop=app.loop, beacon=app.beacon)
+    return VigilApp(app, ingest, endpoints)

@@ -49,6 +49,7 @@ from faust.types import TopicT
 
 from monitor.config import KafkaSettings
 from monitor.errors import BrokerError
+from monitor.ops import BrokerState
 from monitor.pipeline.source import Batch, DeadLetter, RawMessage
 from monitor.replay import decode_messages
 from streams.admin import kafka_errors, retry_delay
@@ -87,9 +88,20 @@ class KafkaSource:
     `connect` first, `close` last (after the driver returned); `stop` at any time.
     """
 
-    def __init__(self, kafka: KafkaSettings, dlq: TopicT) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        dlq: TopicT,
+        *,
+        broker: BrokerState | None = None,
+        client_options: Mapping[str, Any] | None = None,
+    ) -> None:
         self._kafka = kafka
         self._dlq = dlq
+        # What /readyz and /metrics know of the broker; `client_options` are the
+        # callbacks that keep it current (`streams.consumer_stats`).
+        self._broker = broker
+        self._client_options = dict(client_options or {})
         self._where = servers(kafka)
         # topic -> input format; records of other formats become contract messages here
         self._formats = {**kafka.input_topics, kafka.events_topic: "vigil"}
@@ -118,12 +130,14 @@ class KafkaSource:
         topic = self._kafka.events_topic
         topics = [topic, *(t for t in self._kafka.input_topics if t != topic)]
         for attempt in range(1, attempts + 1):
-            consumer = Consumer(consumer_config(self._kafka))
+            consumer = Consumer(consumer_config(self._kafka, **self._client_options))
             try:
                 with kafka_errors("joining the consumer group", self._where):
                     await self._blocking(consumer.list_topics, topic, self._kafka.session_timeout_s)
                 consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
                 self._consumer = consumer
+                if self._broker is not None:
+                    self._broker.connected()
                 return True
             except BrokerError as exc:
                 with contextlib.suppress(Exception):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -23,7 +24,7 @@ from typing import Any
 
 from monitor.assembly import build_pipeline
 from monitor.config import Settings
-from monitor.errors import BrokerError, StoreError, VigilError
+from monitor.errors import BrokerError, ConfigError, StoreError, VigilError
 from monitor.pipeline import Pipeline
 from monitor.store import open_store
 from monitor.store.base import Store
@@ -36,6 +37,7 @@ log = logging.getLogger("vigil.worker")
 #: How long shutdown waits for queued scorer jobs before stopping the stages anyway.
 _DRAIN_TIMEOUT_S = 30.0
 _PROGRESS_EVERY_S = 30.0
+_BIND_ERRORS = frozenset({errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES})
 
 
 class _Failure:
@@ -149,6 +151,21 @@ async def _wait(stop: asyncio.Event, app: Any) -> None:
             await asyncio.wait_for(stop.wait(), 0.5)
 
 
+async def _start(app: Any, settings: Settings) -> None:
+    """Start the Faust app; its web server binding ``ops.port`` is the part that can fail
+    on a shared host (a second worker on the same port): one error line, not a trace."""
+    try:
+        await app.start()
+    except OSError as exc:
+        if not settings.ops.enabled or exc.errno not in _BIND_ERRORS:
+            raise
+        ops = settings.ops
+        raise ConfigError(
+            f"cannot serve the operations endpoints on {ops.bind}:{ops.port}:"
+            f" {os.strerror(exc.errno or 0).lower()} (set ops.port, or ops.enabled: false)"
+        ) from exc
+
+
 async def _run_app(
     settings: Settings, pipeline: Pipeline, failure: _Failure, stop: asyncio.Event
 ) -> None:
@@ -158,7 +175,7 @@ async def _run_app(
         app, ingest = built.app, built.ingest
         progress: asyncio.Task[None] | None = None
         try:
-            await app.start()
+            await _start(app, settings)
             # A runtime dependency of the app: a crash in it stops the app.
             await app.add_runtime_dependency(ingest)
             log.info(
@@ -167,6 +184,11 @@ async def _run_app(
                     "group": settings.kafka.group_id,
                     "topics": [settings.kafka.events_topic, settings.kafka.feedback_topic],
                     "scorers": sorted(pipeline.stages),
+                    "ops": (
+                        f"http://{settings.ops.bind}:{settings.ops.port}"
+                        if settings.ops.enabled
+                        else None
+                    ),
                 },
             )
             progress = asyncio.create_task(_progress(pipeline))

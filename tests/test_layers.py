@@ -61,6 +61,8 @@ def _plant(tree: Path, importer: str, imported: str) -> None:
         ("monitor.alerts", "vigil"),  # ...nor the CLI
         ("streams", "vigil"),
         ("monitor.pipeline", "monitor.alerts"),  # timers are plugged in by assembly
+        ("monitor.pipeline", "monitor.ops"),  # the pipeline is observed, never observes
+        ("monitor.ops", "streams"),  # the Kafka wiring hands ops what it knows
     ],
 )
 def test_import_contract_catches_a_violation(tmp_path: Path, importer: str, imported: str) -> None:

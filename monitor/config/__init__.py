@@ -15,6 +15,7 @@ from monitor.config.evalset import (
     LeakageSettings,
 )
 from monitor.config.ingest import EventSettings, KafkaSettings, StoreSettings
+from monitor.config.ops import OpsSettings
 from monitor.config.privacy import PrivacySettings, StoreRedaction, stricter
 from monitor.config.results_export import ResultsExportSettings
 from monitor.config.scoring import (
@@ -50,6 +51,7 @@ __all__ = [
     "JudgeSettings",
     "KafkaSettings",
     "LeakageSettings",
+    "OpsSettings",
     "PiiKind",
     "Positive",
     "PrivacySettings",

@@ -20,6 +20,7 @@ from monitor.config.analysis import AlertSettings, DriftSettings
 from monitor.config.evalset import EvalsetSettings
 from monitor.config.ingest import EventSettings, KafkaSettings, StoreSettings
 from monitor.config.masking import mask_url
+from monitor.config.ops import OpsSettings
 from monitor.config.privacy import PrivacySettings, stricter
 from monitor.config.results_export import ResultsExportSettings
 from monitor.config.scoring import (
@@ -72,6 +73,8 @@ class Settings(BaseSettings):
     """PII redaction before storage and a shorter retention for the raw text."""
     export: ResultsExportSettings = Field(default_factory=ResultsExportSettings)
     """Results out: evaluation results as OpenTelemetry events over OTLP/HTTP (off by default)."""
+    ops: OpsSettings = Field(default_factory=OpsSettings)
+    """The worker's /healthz, /readyz and /metrics endpoints."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
     """Level of the logs on stderr (`--log-level`): warnings and errors by default, INFO
     for what the worker and the jobs do, DEBUG for everything."""

@@ -59,6 +59,18 @@ class Stage:
         self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=queue_size)
         self._workers: list[asyncio.Task[None]] = []
         self.outcomes: Counter[str] = Counter()
+        # Called with every result the scorer returns (`monitor.ops.metrics` times judge
+        # verdicts from them); a listener must be cheap and must not raise.
+        self.listeners: list[Callable[[ScoreResult], None]] = []
+
+    @property
+    def depth(self) -> int:
+        """Jobs queued, not yet taken by a worker task."""
+        return self._queue.qsize()
+
+    @property
+    def capacity(self) -> int:
+        return self._queue.maxsize
 
     def offer(self, job: Job) -> bool:
         """Queue a job; False (at once) when the queue is full."""
@@ -145,6 +157,8 @@ class Stage:
             result = by_id.get(event.event_id)
             if result is None:
                 result = ScoreResult(event.event_id, error="no result returned")
+            for listen in self.listeners:
+                listen(result)
             if result.over_budget is not None:
                 decision = Decision(self.name, "over_budget", result.over_budget[:200])
             elif result.error is not None:

@@ -62,6 +62,10 @@ class EventTimers:
         """Run ``fn(as_of)`` each time the watermark crosses a multiple of ``every_s``."""
         self._timers.append(_Timer(name, every_s, fn))
 
+    def get(self, name: str) -> TimerFn | None:
+        """The function of the timer called ``name``, if one was added."""
+        return next((t.fn for t in self._timers if t.name == name), None)
+
     async def stored(self, earliest: datetime | None, latest: datetime | None) -> None:
         """A batch with these event times is stored: advance the watermark, fire what is due."""
         if self.origin is None:
