@@ -154,6 +154,11 @@ class JudgeSettings(Section):
     local_threads: Annotated[int, Field(ge=1)] = 1
     """CPU threads of the local server. 1 by default: llama.cpp threads spin-wait on each
     other, so on a small shared machine 2 threads ran 7x slower than 1 (measured)."""
+    local_budget_per_hour: Positive = 4.0
+    """With the bundled local judge (base_url empty), at most this many events are judged
+    per hour of event time (the sampler's judge budget is cut to it). SmolLM2 on a CPU
+    takes seconds a verdict and proves the plumbing only; point base_url at a real judge
+    for real judging, where sampling.budget_per_minute.judge applies."""
     local_n_ctx: Annotated[int, Field(ge=512)] = 4096
     """Context window of the local server (fits rubric + cut prompt + cut response)."""
     redact_pii: RedactPii = "auto"

@@ -8,6 +8,7 @@ errors, so a typo stops start-up with a message naming the field instead of bein
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -102,6 +103,24 @@ class Settings(BaseSettings):
         if mode == self.judge.pii_redaction():
             return self.judge
         return self.judge.model_copy(update={"redact_pii": mode})
+
+    def sampling_settings(self) -> SamplingSettings:
+        """``sampling`` as the sampler runs it: with the bundled local judge (no
+        ``judge.base_url``), the judge's budget is at most ``judge.local_budget_per_hour``,
+        so a replay (which waits for every verdict it asks for) is not bound by a CPU model
+        that takes seconds a verdict."""
+        j = self.judge
+        if not j.enabled or j.base_url or not j.autostart_local:
+            return self.sampling
+        per_minute = j.local_budget_per_hour / 60.0
+        budgets = self.sampling.budget_per_minute
+        if budgets.get("judge", math.inf) <= per_minute:
+            return self.sampling
+        # A bucket below one token never grants one: hold at least one verdict's worth.
+        bursts = {**self.sampling.budget_burst, "judge": 1.0}
+        return self.sampling.model_copy(
+            update={"budget_per_minute": {**budgets, "judge": per_minute}, "budget_burst": bursts}
+        )
 
     @classmethod
     def settings_customise_sources(

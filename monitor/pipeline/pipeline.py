@@ -111,7 +111,7 @@ class Pipeline:
             store, settings.store, self.health, self.summary, retry_forever=retry_forever
         )
         self.stages: dict[str, Stage] = {}
-        self.sampler = Sampler(settings.sampling, [])
+        self.sampler = Sampler(settings.sampling_settings(), [])
         self.requeue: Requeue | None = None
         self.set_stages(stages)
         before_fire = self.drain if drain_before_timers else None
@@ -131,7 +131,7 @@ class Pipeline:
     def set_stages(self, stages: Sequence[Stage]) -> None:
         """Plug in the scorer stages (before `start`); the sampler decides for exactly these."""
         self.stages = {stage.name: stage for stage in stages}
-        self.sampler = Sampler(self.settings.sampling, list(self.stages))
+        self.sampler = Sampler(self.settings.sampling_settings(), list(self.stages))
         live = bool(self.stages) and self.writer.retry_forever and self.settings.requeue.enabled
         self.requeue = Requeue(self.settings.requeue, self.store, self.stages) if live else None
 

@@ -65,7 +65,7 @@ def render_summary(data: dict[str, Any]) -> str:
     if data.get("skipped_spans"):
         lines.append(f"skipped spans    {data['skipped_spans']} (not GenAI: not events)")
     for scorer, counts in data["decisions"].items():
-        lines.append(f"decisions {scorer:<10} " + ", ".join(f"{k}: {v}" for k, v in counts.items()))
+        lines.append(_scored_line(scorer, counts, data.get("stages", {}).get(scorer, {})))
     for name, stats in data.get("stages", {}).items():
         shown = {k: v for k, v in stats.items() if k != "outcomes"}
         if shown:
@@ -77,3 +77,28 @@ def render_summary(data: dict[str, Any]) -> str:
             " (they overlap)"
         )
     return "\n".join(lines)
+
+
+#: Why an event was not scored, as the summary says it.
+_NOT_SCORED = {
+    "sampled_out": "sampled out (sampling.rates)",
+    "over_budget": "over budget (sampling.budget_per_minute, or a full queue live)",
+    "failed": "failed (see the decisions' reasons; retried by the worker)",
+    "pending": "still queued when the run ended",
+}
+
+
+def _scored_line(scorer: str, decided: dict[str, int], stage: dict[str, Any]) -> str:
+    """``judge: 11 of 5000 events scored; not: 4750 sampled out (...), ...``."""
+    total = sum(decided.values())
+    outcomes = dict(stage.get("outcomes") or {})
+    scored = int(outcomes.get("scored", 0))
+    failed = int(outcomes.get("failed", 0))
+    queued = decided.get("pending", 0) - scored - failed
+    rest = {k: v for k, v in decided.items() if k not in ("pending", "scored") and v}
+    if failed:
+        rest["failed"] = rest.get("failed", 0) + failed
+    if queued > 0:
+        rest["pending"] = queued
+    why = "; ".join(f"{v} {_NOT_SCORED.get(k, k)}" for k, v in rest.items())
+    return f"{scorer:<16} {scored} of {total} events scored" + (f"; not: {why}" if why else "")

@@ -79,6 +79,13 @@ def replay(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.replay import run_replay
 
     _print_summary(run_replay(settings, args.file, args.format).as_dict(), args.json)
+    j = settings.judge
+    if not args.json and j.enabled and not j.base_url and j.autostart_local:
+        print(
+            f"note: the judge is the bundled SmolLM2 (no judge.base_url), so at most "
+            f"judge.local_budget_per_hour={j.local_budget_per_hour:g} events an hour of event "
+            "time are judged; set judge.base_url to a real judge to judge more"
+        )
     return 0
 
 
