@@ -9,7 +9,9 @@ run through `monitor.replay.replay_file` (the `vigil replay` machinery) in event
   (vicuna) is held out of the clean traffic so that it can arrive later as a new topic;
 - (a) canary: from onset, 30% of traffic is served by version ckpt-canary, answered with
   falcon-7b-instruct's real outputs;
-- (b) toxicity: from onset, 2% of responses are replaced by toxic text (RTP prefixes);
+- (b) toxicity: from onset, 2% of responses are replaced by toxic text (RTP prefixes),
+  watched by the incident count (safety_incidents_up) and the score distribution against
+  the baseline (toxicity_score_up);
 - (c) topic surge: from onset, 40% of prompts come from the held-out vicuna set.
 
 The labelled signal: user feedback on 30% of events, derived from AlpacaEval's
@@ -17,6 +19,10 @@ The labelled signal: user feedback on 30% of events, derived from AlpacaEval's
 1: it lost -> -1, 0: a draw -> 0). The local SmolLM2 judge cannot judge (see ANCHORS), so
 the judge is off here; the helpfulness rule runs on feedback plus cheap checks. Toxicity
 uses the offline profanity-check scorer; (c) uses MiniLM embeddings and the drift job.
+
+Per incident and rule it prints the delay from onset to firing (events and event-time
+minutes), the number of firing notifications (transitions into firing) and whether the
+alert named the incident's segment.
 
 The in-run baseline is the ANCHORS peer method: a two-proportion z-test (p < 0.01) on
 30-minute windows (900 events) against the stream's clean prefix; the ratio printed is
@@ -115,7 +121,8 @@ def build(
             version, source = "ckpt-canary", falcon
         row = source[idx]
         answer = row["output"]
-        if incident and s.kind == "toxic" and rng.random() < 0.02:
+        is_toxic = incident and s.kind == "toxic" and rng.random() < 0.02
+        if is_toxic:
             answer = rng.choice(toxic)
         event: dict[str, Any] = {
             "event_id": f"{s.name}-{i:07d}",
@@ -134,6 +141,8 @@ def build(
             },
             "metadata": {"dataset": row["dataset"], "truth_label": str(row.get("gpt4_preference"))},
         }
+        if is_toxic:
+            event["toxic"] = True  # dropped before the replay; the bench's own bookkeeping
         if rng.random() < FEEDBACK_SHARE:
             event["feedback"] = {"rating": RATING.get(int(row.get("gpt4_preference") or 0), 0)}
         s.events.append(event)
@@ -155,7 +164,8 @@ def run(s: Scenario, workdir: Path, embeddings: bool) -> tuple[Settings, float]:
     path = workdir / f"{s.name}.jsonl"
     with path.open("wb") as handle:
         for event in s.events:
-            handle.write(orjson.dumps(event) + b"\n")
+            wire = {k: v for k, v in event.items() if k != "toxic"}
+            handle.write(orjson.dumps(wire) + b"\n")
     settings = settings_for(workdir / f"data-{s.name}", embeddings)
     t0 = time.perf_counter()
     asyncio.run(replay_file(settings, path))
@@ -166,7 +176,8 @@ def fired(settings: Settings) -> list[dict[str, Any]]:
     store = open_store(settings)
     try:
         return store.query(
-            f"SELECT rule, segment_key, ts, onset, statistic, threshold, confidence, message "
+            f"SELECT rule, segment_key, previous, ts, onset, statistic, threshold, confidence, "
+            "message "
             f"FROM {store.database}.alerts FINAL WHERE state = 'firing' ORDER BY ts"
         )
     finally:
@@ -207,33 +218,113 @@ def z_test_delay(
 
 
 def _report(
-    s: Scenario, settings: Settings, wall: float, rule: str, seg: str | None
+    s: Scenario, settings: Settings, wall: float, targets: list[tuple[str, str | None]]
 ) -> dict[str, Any]:
     alerts = fired(settings)
     onset = s.onset
     false = [a for a in alerts if (parse_optional_ts(a["ts"]) or onset) < onset]
-    hit = next(
-        (
-            a
-            for a in alerts
-            if a["rule"] == rule
-            and (seg is None or a["segment_key"] == seg)
-            and (parse_optional_ts(a["ts"]) or onset) >= onset
-        ),
-        None,
-    )
-    out: dict[str, Any] = {"false": false, "hit": hit, "wall": wall, "alerts": alerts}
-    if hit:
+    after = [a for a in alerts if (parse_optional_ts(a["ts"]) or onset) >= onset]
+    out: dict[str, Any] = {"false": false, "wall": wall, "alerts": alerts, "hits": {}}
+    for rule, seg in targets:
+        mine = [a for a in after if a["rule"] == rule]
+        named = [a for a in mine if seg is None or a["segment_key"] == seg]
+        hit = named[0] if named else (mine[0] if mine else None)
+        if hit is None:
+            out["hits"][(rule, seg)] = None
+            continue
         at = parse_optional_ts(hit["ts"])
         assert at is not None
-        out["events"] = int((at - onset).total_seconds() / STEP_S)
-        out["minutes"] = (at - onset).total_seconds() / 60
         window = [e for e in s.events[s.n_clean :] if parse_optional_ts(e["ts"]) < at]  # type: ignore[operator]
-        out["feedback_events"] = sum(1 for e in window if "feedback" in e)
-        out["canary_feedback"] = sum(
-            1 for e in window if "feedback" in e and e["model_version"] == "ckpt-canary"
-        )
+        out["hits"][(rule, seg)] = {
+            "alert": hit,
+            "events": int((at - onset).total_seconds() / STEP_S),
+            "minutes": (at - onset).total_seconds() / 60,
+            "named": bool(named),
+            # Transitions into firing (a page each) of this rule and segment since onset.
+            "notifications": sum(
+                1
+                for a in mine
+                if a["segment_key"] == hit["segment_key"] and a["previous"] != "firing"
+            ),
+            "feedback_events": sum(1 for e in window if "feedback" in e),
+            "canary_feedback": sum(
+                1 for e in window if "feedback" in e and e["model_version"] == "ckpt-canary"
+            ),
+        }
     return out
+
+
+def toxic_visibility(s: Scenario, settings: Settings) -> str:
+    """How visible the injected toxic answers are to the classifier: their scores against
+    the clean baseline's highest score (the toxicity_score_up limit)."""
+    store = open_store(settings)
+    try:
+        db = store.database
+        rows = store.query(
+            f"SELECT event_id, value FROM {db}.scores FINAL WHERE scorer = 'toxicity' "
+            "AND name = 'toxicity'"
+        )
+    finally:
+        store.close()
+    score = {str(r["event_id"]): float(r["value"]) for r in rows}
+    base_end = START + timedelta(minutes=60)
+    clean = [score[e["event_id"]] for e in s.events
+             if e["event_id"] in score and parse_optional_ts(e["ts"]) < base_end]  # type: ignore[operator]  # fmt: skip
+    toxic = [score[e["event_id"]] for e in s.events[s.n_clean :]
+             if e["event_id"] in score and e.get("toxic")]  # fmt: skip
+    if not clean or not toxic:
+        return "no toxicity scores"
+    limit = max(clean)
+    return (
+        f"{len(toxic)} toxic answers injected; {sum(v > limit for v in toxic)} score above the "
+        f"baseline's highest ({limit:.3f}), {sum(v >= 0.5 for v in toxic)} at or above 0.5"
+    )
+
+
+def _print_hit(
+    s: Scenario,
+    settings: Settings,
+    rule: str,
+    seg: str | None,
+    hit: dict[str, Any] | None,
+    n_clean: int,
+    n_inc: int,
+) -> None:
+    if hit is None:
+        print(
+            f"  {rule} [{seg or 'all'}]: NOT detected within {n_inc} events"
+            + ("" if s.kind != "surge" else " (needs the drift job's reports)")
+        )
+        return
+    alert = hit["alert"]
+    named = "n/a" if seg is None else ("yes" if hit["named"] else f"no ({alert['segment_key']})")
+    print(
+        f"  {rule} [{seg or 'all'}] fired after {hit['events']} events = "
+        f"{hit['minutes']:.1f} event-min (confidence {float(alert['confidence']):.4f}); "
+        f"firing notifications: {hit['notifications']}; named its segment: {named}"
+    )
+    flags: list[tuple[int, bool]] = []
+    if s.kind == "canary":
+        print(
+            f"    feedback-bearing events since onset: {hit['feedback_events']} "
+            f"({hit['canary_feedback']} on the canary)"
+        )
+        flags = [
+            (i, e["feedback"]["rating"] < 0) for i, e in enumerate(s.events) if "feedback" in e
+        ]
+    elif s.kind == "toxic" and rule == "safety_incidents_up":
+        tox = toxicity_flags(settings)
+        flags = [(i, e["event_id"] in tox) for i, e in enumerate(s.events)]
+    if flags:
+        base = z_test_delay(flags, n_clean, n_clean)
+        if base is None:
+            print("    baseline (30-min z-test, p<0.01): not detected")
+        else:
+            print(
+                f"    baseline (30-min z-test, p<0.01): {base} events = "
+                f"{base * STEP_S / 60:.1f} event-min; "
+                f"ratio vigil/baseline = {hit['events'] / base:.2f}"
+            )
 
 
 def main() -> int:
@@ -268,39 +359,28 @@ def main() -> int:
         "toxicity: profanity-check"
     )
     wanted = set(args.only or ["clean", "canary", "toxic", "surge"])
-    plans = [
-        ("clean", "clean", args.clean, 0, True, None, None),
-        (
-            "canary",
-            "canary",
-            args.prefix,
-            args.incident,
-            False,
-            "helpfulness_drop",
-            "model_version=ckpt-canary",
-        ),
-        (
-            "toxic",
-            "toxic",
-            args.prefix,
-            args.incident,
-            False,
-            "safety_incidents_up",
-            "risk_type=toxicity",
-        ),
-        ("surge", "surge", args.prefix, args.incident, True, "topic_drift", None),
-    ]
+    # (name, kind, clean events, incident events, embeddings, [(rule, its segment)]);
+    # segment None: the incident has none to name (a drift of all traffic).
+    plans: list[tuple[str, str, int, int, bool, list[tuple[str, str | None]]]] = [
+        ("clean", "clean", args.clean, 0, True, []),
+        ("canary", "canary", args.prefix, args.incident, False,
+         [("helpfulness_drop", "model_version=ckpt-canary")]),
+        ("toxic", "toxic", args.prefix, args.incident, False,
+         [("toxicity_score_up", "model_version=ckpt-stable"),
+          ("safety_incidents_up", "risk_type=toxicity")]),
+        ("surge", "surge", args.prefix, args.incident, True, [("topic_drift", None)]),
+    ]  # fmt: skip
     clean_events = 0
     false_total = 0
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:
-        for seed, (name, kind, n_clean, n_inc, emb, rule, seg) in enumerate(plans):
+        for seed, (name, kind, n_clean, n_inc, emb, targets) in enumerate(plans):
             if name not in wanted:
                 continue
             s = Scenario(name, kind, n_clean, n_inc)
             build(s, claude, falcon, toxic, seed=100 + seed)
             EVAL_COST.clear()
             settings, wall = run(s, Path(tmp), emb)
-            r = _report(s, settings, wall, rule or "-", seg)
+            r = _report(s, settings, wall, targets)
             clean_events += n_clean
             false_total += len(r["false"])
             costs = sorted(EVAL_COST)
@@ -322,46 +402,18 @@ def main() -> int:
                 f"  false alarms on the clean stretch: {len(r['false'])}"
                 + "".join(f"\n    {a['ts']} {a['rule']} [{a['segment_key']}]" for a in r["false"])
             )
-            if name == "clean":
-                continue
-            if r["hit"] is None:
-                print(
-                    f"  {rule} [{seg or 'all'}]: NOT detected within {n_inc} events"
-                    + ("" if name != "surge" else " (needs the drift job's reports)")
-                )
-                continue
-            print(
-                f"  {rule} [{seg or 'all'}] fired after {r['events']} events = "
-                f"{r['minutes']:.1f} event-min (confidence {float(r['hit']['confidence']):.4f})"
-            )
-            if name == "canary":
-                print(
-                    f"    feedback-bearing events since onset: {r['feedback_events']} "
-                    f"({r['canary_feedback']} on the canary)"
-                )
-                flags = [
-                    (i, e["feedback"]["rating"] < 0)
-                    for i, e in enumerate(s.events)
-                    if "feedback" in e
-                ]
-            elif name == "toxic":
-                tox = toxicity_flags(settings)
-                flags = [(i, e["event_id"] in tox) for i, e in enumerate(s.events)]
-            else:
-                flags = []
-            if flags:
-                base = z_test_delay(flags, n_clean, n_clean)
-                if base is None:
-                    print("    baseline (30-min z-test, p<0.01): not detected")
-                else:
-                    print(
-                        f"    baseline (30-min z-test, p<0.01): {base} events = "
-                        f"{base * STEP_S / 60:.1f} event-min; "
-                        f"ratio vigil/baseline = {r['events'] / base:.2f}"
-                    )
+            if name == "toxic":
+                print(f"    {toxic_visibility(s, settings)}")
+            for rule, seg in targets:
+                _print_hit(s, settings, rule, seg, r["hits"][(rule, seg)], n_clean, n_inc)
+            wanted_keys = {(rule, seg or "") for rule, seg in targets}
             for a in r["alerts"]:
                 at = parse_optional_ts(a["ts"]) or s.onset
-                if at >= s.onset and (a["rule"], a["segment_key"]) != (rule, seg or ""):
+                if (
+                    at >= s.onset
+                    and a["previous"] != "firing"
+                    and (a["rule"], a["segment_key"]) not in wanted_keys
+                ):
                     after = int((at - s.onset).total_seconds() / STEP_S)
                     print(f"    also fired: {a['rule']} [{a['segment_key']}] after {after} events")
     print(

@@ -32,7 +32,7 @@ def test_slow_requests_split_by_two_dimensions(tmp_path: Path) -> None:
         hi = max(e.ts for e in events) + timedelta(minutes=1)
         # A limit of -1 ms for that one segment: each of its requests counts as slow;
         # an infinite default for every other segment: none of theirs does.
-        rows = q.slow_request_minutes(store, dims, lo, hi, [key], [-1.0], float("inf"))
+        rows = q.slow_request_minutes(store, dims, lo, hi, q.Limits([key], [-1.0], float("inf")))
         slow = sum(int(r["x"]) for r in rows)
         expected = sum(
             1

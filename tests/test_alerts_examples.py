@@ -33,7 +33,14 @@ from tests.fixtures.alert_streams import (
     vigil,
     write_events,
 )
-from vigil.traffic import BAD_VERSION, JSON_ROUTE, Incident, TrafficSpec, generate_events
+from vigil.traffic import (
+    BAD_VERSION,
+    GOOD_VERSION,
+    JSON_ROUTE,
+    Incident,
+    TrafficSpec,
+    generate_events,
+)
 
 MINUTES = 200
 CANARY = f"model_version={BAD_VERSION}"
@@ -46,6 +53,7 @@ SPANS = {
     "slow": (70, 110),
     "json": (120, 170),
     "judge_failures": (130, 170),
+    "toxicity": (80, 110),
 }
 JUDGE_MEAN = {
     "name": "judge_helpfulness_down",
@@ -107,8 +115,11 @@ class Stream:
 
     def scorer_rows(self) -> dict[str, list[dict[str, Any]]]:
         """Prompt embeddings around one centre per route (the surge's route far from all),
-        and a judge verdict per event: low for the canary's answers, failed on its span."""
+        a judge verdict per event: low for the canary's answers, failed on its span, and a
+        toxicity score per event: low, but moderate (under the incident threshold) for 5%
+        of the good checkpoint's answers on the toxicity span."""
         rng = np.random.default_rng(4)
+        tox_rng = np.random.default_rng(5)
         routes = sorted({e["route"] for e in self.events})
         centres = normalize_rows(rng.standard_normal((len(routes), 32)))
         emb, decisions, scores = [], [], []
@@ -136,6 +147,18 @@ class Stream:
                     {**base, "scorer": "judge", "scorer_version": "j1", "name": "helpfulness",
                      "value": value, "label": ""}
                 )  # fmt: skip
+            toxic = (
+                e["model_version"] == GOOD_VERSION
+                and self.within("toxicity", e)
+                and tox_rng.random() < 0.05
+            )
+            if toxic:
+                self.touched["toxicity"].add(e["event_id"])
+            value = float(tox_rng.uniform(0.25, 0.5) if toxic else tox_rng.beta(1, 40))
+            scores.append({**base, "scorer": "toxicity", "scorer_version": "t1",
+                           "name": "toxicity", "value": value, "label": ""})  # fmt: skip
+            decisions.append({**base, "scorer": "toxicity", "decision": "scored", "rank": 3,
+                              "reason": "rate:1", "decided_at": e["ts"]})  # fmt: skip
         return {"embeddings": emb, "decisions": decisions, "scores": scores}
 
 
@@ -149,6 +172,7 @@ EXPECTED = {
     ("latency_p95_up", f"route={SLOW_ROUTE}"): "slow",
     ("json_format_down", f"route={JSON_ROUTE}"): "json",
     ("judge_failures_up", ""): "judge_failures",
+    ("toxicity_score_up", f"model_version={GOOD_VERSION}"): "toxicity",
 }
 
 
@@ -211,9 +235,9 @@ def test_examples_of_every_fired_alert_are_the_incidents_events(
         segment.pop("risk_type", None)
         assert all(all(r[d] == v for d, v in segment.items()) for r in rows), alert["rule"]
         ours = ids & stream.touched[kind]
-        if kind in ("slow", "json"):
-            # Some of the route's requests are slow (or broken) on a good day too: the
-            # incident's must be most of them.
+        if kind in ("slow", "json", "toxicity"):
+            # Some of the route's requests are slow (or broken, or score high) on a good
+            # day too: the incident's must be most of them.
             assert len(ours) > len(ids) / 2, (alert["rule"], len(ours), len(ids))
         else:
             assert ids <= stream.touched[kind], (alert["rule"], ids - stream.touched[kind])

@@ -67,13 +67,13 @@ class RuleEvaluation:
         """The outcome of every segment with data; ``states`` says which ones are firing."""
         b0, b1, w0 = spans
         thresholds: dict[str, float] = {}
-        if rule.metric == "latency_p95":
+        if rule.metric in am.LIMIT_METRICS:
             thresholds = self._cached(
-                "p95", rule, b0, b1, lambda: am.latency_thresholds(self.store, rule, b0, b1)
+                "limit", rule, b0, b1, lambda: am.baseline_limits(self.store, rule, b0, b1)
             )
             if not thresholds:
                 return {}
-        limits = thresholds if rule.metric == "latency_p95" else None
+        limits = thresholds if rule.metric in am.LIMIT_METRICS else None
         if rule.baseline == "others":
             window, segments = am.fetch(self.store, rule, w0, as_of, limits)
             base_series = window
@@ -129,12 +129,12 @@ class RuleEvaluation:
                 small_effect=small_effect(comps, base, buckets[recent_from:]),
                 onset=_at(begin + result.span_start),
             )
-            out[key] = (
-                segment,
-                self._outcome(
-                    rule, segment, result, verdict, as_of, thresholds.get(key, thresholds.get("*"))
-                ),
+            outcome = self._outcome(
+                rule, segment, result, verdict, as_of, thresholds.get(key, thresholds.get("*"))
             )
+            if rule.metric == "toxicity_score":
+                _add_coverage(outcome, total(buckets[result.span_start :]))
+            out[key] = (segment, outcome)
         return out
 
     def _cached(
@@ -169,21 +169,24 @@ class RuleEvaluation:
         result: TestResult,
         verdict: Verdict,
         as_of: datetime,
-        latency_threshold: float | None,
+        limit: float | None,
     ) -> Outcome:
         main = result.parts[0]
         onset = verdict.onset or as_of
         message = _describe(result)
-        if latency_threshold is not None:
-            message = f"baseline p95 {latency_threshold:.0f} ms; " + message
-        query = am.examples_query(
-            rule, self.store.database, segment, onset, as_of, latency_threshold
-        )
-        details = {
+        if limit is not None and rule.metric == "latency_p95":
+            message = f"baseline p95 {limit:.0f} ms; " + message
+        elif limit is not None:
+            message = f"baseline toxicity q{rule.param('quantile'):g} {limit:.3f}; " + message
+        query = am.examples_query(rule, self.store.database, segment, onset, as_of, limit)
+        details: dict[str, Any] = {
             "parts": [vars_of(p) for p in result.parts],
             "drift_per_day": result.drift_per_day,
             "alpha_per_day": rule.alpha,
         }
+        if result.notes:
+            details["notes"] = list(result.notes)
+            message += "; " + "; ".join(result.notes)
         return Outcome(
             verdict,
             main.value,
@@ -197,6 +200,18 @@ class RuleEvaluation:
             query,
             details,
         )
+
+
+def _add_coverage(outcome: Outcome, span: Mapping[str, float]) -> None:
+    """Say what a scorer-based test cannot see: the share of the evidence span's events
+    without a toxicity score (sampled out, over budget, failed, or the scorer off)."""
+    events = span.get("en", 0.0)
+    if events <= 0:
+        return
+    unscored = max(0.0, 1.0 - span.get("sn", 0.0) / events)
+    outcome.details["unscored_share"] = unscored
+    outcome.details["events"] = events
+    outcome.message += f"; {100 * unscored:.1f}% of {int(events)} events not toxicity-scored"
 
 
 def _evidence_start(state: AlertState, first: int) -> int:

@@ -19,12 +19,16 @@ from monitor.errors import ConfigError
 from monitor.store.base import Store
 from monitor.store.queries import alert_examples as qx
 from monitor.store.queries import alerts as q
+from monitor.store.queries import toxicity_alerts as qt
 
 #: Series: segment key -> minute -> named sums. Segments: key -> {dimension: value}.
 Series = dict[str, dict[int, dict[str, float]]]
 Segments = dict[str, dict[str, str]]
 
 RISK_TYPES = ("toxicity", "pii", "jailbreak")
+
+#: Metrics that count observations over a limit measured on the baseline, per segment.
+LIMIT_METRICS = frozenset({"latency_p95", "toxicity_score"})
 
 
 def components(rule: Rule, judge_weight: float | None = None) -> list[Component]:
@@ -66,6 +70,7 @@ def components(rule: Rule, judge_weight: float | None = None) -> list[Component]
         "negative_feedback_rate": "negative feedback",
         "incident_rate": "incidents",
         "latency_p95": "slower than baseline p95",
+        "toxicity_score": "toxicity above the baseline's",
         "json_failure_rate": "invalid JSON",
         "judge_failure_rate": "judge failures",
     }
@@ -99,7 +104,14 @@ def _minute_rows(
         return [
             q.feedback_minutes(store, dims, lo, hi, prefix="f"),
             q.judge_minutes(store, dims, lo, hi, rule.param("dimension"), prefix="j"),
-            q.cheap_check_minutes(store, dims, lo, hi, list(rule.param("cheap_checks"))),
+            q.cheap_check_minutes(
+                store,
+                dims,
+                lo,
+                hi,
+                list(rule.param("cheap_checks")),
+                bool(rule.param("excuse_flagged_refusals")),
+            ),
         ]
     if m == "negative_feedback_rate":
         return [q.feedback_minutes(store, dims, lo, hi)]
@@ -109,12 +121,22 @@ def _minute_rows(
         return [q.json_failure_minutes(store, dims, lo, hi)]
     if m == "judge_failure_rate":
         return [q.judge_failure_minutes(store, dims, lo, hi)]
-    if m == "latency_p95":
+    if m in LIMIT_METRICS:
         # The per-segment limits travel as parallel arrays ('*' is all traffic, the default).
         limits = thresholds or {}
         keys = [k for k in limits if k != "*"] or ["-"]
         vals = [limits.get(k, 0.0) for k in keys]
-        return [q.slow_request_minutes(store, dims, lo, hi, keys, vals, limits.get("*", 0.0))]
+        if m == "latency_p95":
+            slow = q.Limits(keys, vals, limits.get("*", 0.0))
+            return [q.slow_request_minutes(store, dims, lo, hi, slow)]
+        # The events (en) and the scored ones (sn) say what share the test cannot see.
+        return [
+            qt.toxicity_over_minutes(
+                store, dims, lo, hi, q.Limits(keys, vals, limits.get("*", 1.0))
+            ),
+            q.event_minutes(store, dims, lo, hi, prefix="e"),
+            qt.scored_minutes(store, dims, lo, hi, "toxicity"),
+        ]
     if m == "incident_rate":
         types = list(rule.param("risk_types"))
         return [
@@ -133,8 +155,8 @@ def fetch(
 ) -> tuple[Series, Segments]:
     """Per-segment, per-minute sums of ``rule``'s metric over [lo, hi).
 
-    ``thresholds`` (latency_p95 only): the baseline latency limit per segment key, '*' for
-    all traffic, as `latency_thresholds` returns them.
+    ``thresholds`` (`LIMIT_METRICS` only): the baseline limit per segment key, '*' for
+    all traffic, as `baseline_limits` returns them.
     """
     series: Series = defaultdict(lambda: defaultdict(dict))
     segments: Segments = {}
@@ -185,15 +207,17 @@ def _merge_incidents(
             series[key][b] = {"n": float(row["n"]), "x": hits.get((base, rtype, b), 0.0)}
 
 
-def latency_thresholds(store: Store, rule: Rule, lo: datetime, hi: datetime) -> dict[str, float]:
-    """Baseline latency quantile per segment ('*' = all traffic) over [lo, hi)."""
+def baseline_limits(store: Store, rule: Rule, lo: datetime, hi: datetime) -> dict[str, float]:
+    """The baseline's ``params.quantile`` of latency (latency_p95) or of the toxicity score
+    (toxicity_score) per segment ('*' = all traffic) over [lo, hi)."""
     quantile = float(rule.param("quantile"))
     dims = split_dims(rule)
+    of = q.latency_quantiles if rule.metric == "latency_p95" else qt.toxicity_quantiles
     out: dict[str, float] = {}
-    for row in q.latency_quantiles(store, dims, quantile, lo, hi):
+    for row in of(store, dims, quantile, lo, hi):
         if int(row["n"]) >= rule.min_sample:
             out[segment_key({d: str(row[f"d_{d}"]) for d in dims})] = float(row["t"])
-    overall = q.latency_quantiles(store, [], quantile, lo, hi)
+    overall = of(store, [], quantile, lo, hi)
     if overall and int(overall[0]["n"]) > 0:
         out["*"] = float(overall[0]["t"])
     return out
@@ -222,5 +246,6 @@ def examples_query(
         hi,
         judge_dimension=rule.param("dimension") if m in ("helpfulness", "judge_mean") else "",
         cheap_checks=list(rule.param("cheap_checks")) if m == "helpfulness" else [],
+        excuse_flagged_refusals=m == "helpfulness" and bool(rule.param("excuse_flagged_refusals")),
         latency_over=latency_over,
     )

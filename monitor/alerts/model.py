@@ -8,6 +8,17 @@ the baseline each weighted LLR has E[exp(w * llr)] <= 1 (Jensen, w <= 1), so a w
 tempered by a small weight cannot cause false alarms by itself, while its evidence still
 counts when it agrees with feedback.
 
+Trust order: weaker evidence may speed up a detection or stand in for missing stronger
+evidence, but never overrule it. A chart of a combined test counts as breached only
+when its most trusted component with observations in the evidence span (the highest
+weight among those that count towards the minimum sample: feedback, then the judge)
+supports the alarm on its own, i.e. its own LLR summed over the span is positive (its
+observations favour the chart's alternative over the baseline). So if negative feedback
+is unchanged or fell while refusals surged, the helpfulness rule does not fire on the
+refusals. Under the baseline this only removes alarms (the false-alarm bound holds);
+under a real drop the trusted LLR drifts upwards, so the veto only delays a detection
+while that component's own evidence is still against it. See `_veto`.
+
 Cells are dicts of named sums for one segment and one minute, e.g. ``{"n": 12, "x": 3}``.
 """
 
@@ -167,6 +178,7 @@ class _Chart:
     fitted: list[_Fitted]
     per_comp: list[NDArray[np.float64]]
     increments: list[float]
+    window: Sequence[Cell]
     drift: float
     h: float
     run: st.Cusum
@@ -197,7 +209,38 @@ def _chart(
     increments = [float(v) for v in np.sum(per_comp, axis=0)]
     drift = sum(f.comp.weight * f.obs_per_day * f.kl() for f in fitted)
     h = st.threshold(alpha, drift)
-    return _Chart(fitted, per_comp, increments, drift, h, st.cusum(increments, h))
+    return _Chart(fitted, per_comp, increments, window, drift, h, st.cusum(increments, h))
+
+
+def _veto(chart: _Chart) -> str | None:
+    """Why ``chart``'s most trusted component contradicts its alarm (None when it does not).
+
+    The trusted component is the highest-weight one that counts towards the minimum
+    sample and has observations in the evidence span; it must not have a non-positive
+    LLR there. A rule of one component is never vetoed (its LLR is the statistic).
+    """
+    run = chart.run
+    if len(chart.fitted) < 2 or run.stat <= 0:
+        return None
+    span = total(chart.window[run.span_start :])
+    trusted = [
+        (f.comp.weight, -i, i)
+        for i, f in enumerate(chart.fitted)
+        if f.comp.counts and span.get(f.comp.prefix + "n", 0.0) > 0
+    ]
+    if not trusted:
+        return None
+    i = max(trusted)[2]
+    if float(chart.per_comp[i][run.span_start :].sum()) > 0:
+        return None
+    f = chart.fitted[i]
+    now = f.value(span)
+    shown = (
+        f"{100 * now:.1f}% vs {100 * f.p_hat:.1f}%"
+        if f.comp.kind == "rate"
+        else f"{now:.2f} vs {f.p_hat:.2f}"
+    )
+    return f"not raised: {f.comp.label} {shown} points the other way"
 
 
 def sequential_test(
@@ -216,7 +259,9 @@ def sequential_test(
 
     A component is usable when its baseline has at least ``min_base`` observations; None
     when none is. Each chart of the bank gets ``alpha / len(scales)``; the reported chart
-    is the one closest to (or furthest past) its threshold. ``restart_from`` (a bucket
+    is the one closest to (or furthest past) its threshold among those its most trusted
+    component backs (`_veto`; a contradicted chart never breaches, and says why in
+    ``notes``). ``restart_from`` (a bucket
     index) also runs CUSUMs that restart after each crossing from there on, to tell
     whether a firing alert keeps being confirmed.
     """
@@ -227,7 +272,13 @@ def sequential_test(
     ]
     if not charts:
         return None
-    best = max(charts, key=lambda c: c.run.stat / c.h)
+    vetoes = [_veto(c) for c in charts]
+    backed = [c for c, v in zip(charts, vetoes, strict=True) if v is None]
+    best = max(backed or charts, key=lambda c: c.run.stat / c.h)
+    is_backed = any(best is c for c in backed)  # identity: charts hold arrays
+    # Say so when a contradicted chart would have fired and no backed one does.
+    vetoed = [v for c, v in zip(charts, vetoes, strict=True) if v and c.run.stat >= c.h]
+    notes = tuple(vetoed[:1]) if vetoed and not (is_backed and best.run.stat >= best.h) else ()
     run, fitted = best.run, best.fitted
     span = window[run.span_start :] if run.stat > 0 else []
     span_sums = total(span)
@@ -252,7 +303,7 @@ def sequential_test(
     crossings: set[int] = set()
     if restart_from is not None and restart_from < len(window):
         start = max(restart_from, 0)
-        for chart in charts:
+        for chart in backed:
             again = st.cusum(chart.increments[start:], chart.h, restart_on_cross=True)
             crossings.update(i + start for i in again.crossings)
     # How often clean data would push some chart of the bank this far (Bonferroni).
@@ -261,12 +312,13 @@ def sequential_test(
         stat=run.stat,
         h=best.h,
         drift_per_day=best.drift,
-        breached=run.stat >= best.h and n_span >= min_sample,
+        breached=run.stat >= best.h and n_span >= min_sample and is_backed,
         span_start=run.span_start,
         n_span=n_span,
         parts=parts,
         crossings=tuple(sorted(crossings)),
         confidence=1.0 - alarm_chance,
+        notes=notes,
     )
 
 

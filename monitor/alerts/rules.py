@@ -8,10 +8,15 @@ Metrics (what is measured per segment and minute of event time):
 
 - ``helpfulness``            combined evidence of a drop: negative feedback, the judge's
                              ``params.dimension`` mean (weighed by its measured reliability)
-                             and cheap quality signals (empty / truncated / refusal)
+                             and cheap quality signals (empty / truncated / refusal; a
+                             refusal of a prompt flagged as an attack is not counted)
 - ``judge_mean``             mean of one judge dimension (scorer='judge'), alarms on a drop
 - ``negative_feedback_rate`` share of feedback with rating -1
 - ``incident_rate``          share of events with a safety incident, one series per risk type
+- ``toxicity_score``         share of toxicity-scored responses scoring above the baseline's
+                             ``params.quantile`` score (1.0: above every baseline response),
+                             so toxic answers the classifier scores under its incident
+                             threshold still count
 - ``latency_p95``            share of events slower than the baseline p95 (a p95 shift up)
 - ``json_failure_rate``      share of JSON-required responses that are not valid JSON
 - ``judge_failure_rate``     share of judge decisions that ended ``failed``
@@ -36,6 +41,7 @@ Metric = Literal[
     "judge_mean",
     "negative_feedback_rate",
     "incident_rate",
+    "toxicity_score",
     "latency_p95",
     "json_failure_rate",
     "judge_failure_rate",
@@ -48,6 +54,7 @@ RATE_METRICS = frozenset(
     {
         "negative_feedback_rate",
         "incident_rate",
+        "toxicity_score",
         "latency_p95",
         "json_failure_rate",
         "judge_failure_rate",
@@ -142,8 +149,10 @@ def _check_sql_params(params: dict[str, Any]) -> None:
         raise ValueError("params.dimension must be a judge dimension name (a string)")
     if "quantile" in params:
         q = params["quantile"]
-        if isinstance(q, bool) or not isinstance(q, int | float) or not 0 < q < 1:
-            raise ValueError("params.quantile must be a number between 0 and 1")
+        if isinstance(q, bool) or not isinstance(q, int | float) or not 0 < q <= 1:
+            raise ValueError("params.quantile must be a number in (0, 1]")
+    if not isinstance(params.get("excuse_flagged_refusals", True), bool):
+        raise ValueError("params.excuse_flagged_refusals must be true or false")
     for key in ("risk_types", "kinds"):
         value = params.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -161,11 +170,13 @@ PARAM_DEFAULTS: dict[str, dict[str, Any]] = {
         "cheap_min_effect": 0.03,
         "cheap_weight": 0.25,
         "cheap_checks": ["empty", "truncated", "refusal"],
+        "excuse_flagged_refusals": True,
     },
     "judge_mean": {"dimension": "helpfulness", "sd_floor": 0.5},
     "negative_feedback_rate": {},
     "incident_rate": {"risk_types": []},
     "latency_p95": {"quantile": 0.95},
+    "toxicity_score": {"quantile": 1.0},
     "json_failure_rate": {},
     "judge_failure_rate": {},
     "drift": {"kinds": ["drift", "new_topic"], "max_age_minutes": 30.0},

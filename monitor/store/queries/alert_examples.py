@@ -14,6 +14,7 @@ from typing import Any
 
 from monitor.store.base import Store, render
 from monitor.store.queries.alerts import _ident as ident
+from monitor.store.queries.alerts import cheap_failure_sql
 
 
 def alert_examples_query(store: Store, alert_id: str) -> str | None:
@@ -40,6 +41,7 @@ def examples_query(
     *,
     judge_dimension: str = "",
     cheap_checks: Sequence[str] = (),
+    excuse_flagged_refusals: bool = False,
     latency_over: float | None = None,
     limit: int = 100,
 ) -> str:
@@ -58,7 +60,7 @@ def examples_query(
                 "AND name = {judge_dimension:String} AND value <= 2)"
             )
         if m == "helpfulness":
-            bad.append("(" + " OR ".join(f"{ident(c)} = 1" for c in cheap_checks) + ")")
+            bad.append(cheap_failure_sql(cheap_checks, excuse_flagged_refusals))
         where = "(" + " OR ".join(bad) + ")"
         source = f"{db}.checks"
     elif m == "incident_rate":
@@ -68,6 +70,12 @@ def examples_query(
     elif m == "latency_p95":
         cols += ", latency_ms"
         source, where = f"{db}.checks", f"latency_ms > {float(latency_over or 0.0)!r}"
+    elif m == "toxicity_score":
+        cols += ", value AS toxicity"
+        source = f"{db}.scores"
+        where = (
+            f"scorer = 'toxicity' AND name = 'toxicity' AND value > {float(latency_over or 0.0)!r}"
+        )
     elif m == "json_failure_rate":
         cols += ", json_error"
         source, where = f"{db}.checks", "json_required = 1 AND json_ok = 0"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from monitor.errors import StoreError
 from monitor.store.base import Store
@@ -92,11 +92,32 @@ def judge_minutes(
     return store.query(sql, {**_span(lo, hi), "dimension": dimension})
 
 
+def cheap_failure_sql(checks: Sequence[str], excuse_flagged_refusals: bool) -> str:
+    """The SQL condition "this event failed one of the named boolean checks" over table
+    ``checks``. With ``excuse_flagged_refusals``, a refusal of a prompt the every-event
+    checks flagged as an attack (``jailbreak_kinds`` not empty) is not a failure: refusing
+    it is the right answer, and a surge of such requests is drift, not a quality drop."""
+    parts = []
+    for c in checks:
+        name = _ident(c)
+        if name == "refusal" and excuse_flagged_refusals:
+            parts.append("(refusal = 1 AND empty(jailbreak_kinds))")
+        else:
+            parts.append(f"{name} = 1")
+    return "(" + (" OR ".join(parts) or "0") + ")"
+
+
 def cheap_check_minutes(
-    store: Store, dims: Sequence[str], lo: datetime, hi: datetime, checks: Sequence[str]
+    store: Store,
+    dims: Sequence[str],
+    lo: datetime,
+    hi: datetime,
+    checks: Sequence[str],
+    excuse_flagged_refusals: bool = True,
 ) -> Result:
-    """Events (``cn``) and events failing any of the named boolean checks (``cx``)."""
-    failed = " OR ".join(f"{_ident(c)} = 1" for c in checks) or "0"
+    """Events (``cn``) and events failing any of the named boolean checks (``cx``), see
+    `cheap_failure_sql`."""
+    failed = cheap_failure_sql(checks, excuse_flagged_refusals)
     sql = _per_minute(
         dims,
         f"uniqExact(event_id) AS cn, uniqExactIf(event_id, {failed}) AS cx",
@@ -139,34 +160,56 @@ def _segment_key_sql(dims: Sequence[str]) -> str:
     return "concat(" + ", ".join(pieces) + ")"
 
 
-def slow_request_minutes(
+class Limits(NamedTuple):
+    """Per-segment limits: ``vals[i]`` for segment key ``keys[i]``, ``default`` for any
+    other segment (they travel as parallel arrays)."""
+
+    keys: list[str]
+    vals: list[float]
+    default: float
+
+
+def over_limit_minutes(
     store: Store,
     dims: Sequence[str],
     lo: datetime,
     hi: datetime,
-    keys: list[str],
-    limits: list[float],
-    default_limit: float,
+    limits: Limits,
+    value: str,
+    source: str,
+    where: str,
 ) -> Result:
-    """Requests (``n``) and those slower than their segment's limit (``x``): ``limits[i]``
-    for segment key ``keys[i]``, ``default_limit`` for any other segment."""
+    """Rows (``n``) of ``source`` matching ``where`` and those whose ``value`` is above
+    their segment's limit (``x``). uniqExact, not count(): a redelivered or replayed row
+    must not count twice."""
     limit = (
         f"transform({_segment_key_sql(dims)}, "
         "{keys:Array(String)}, {vals:Array(Float64)}, {dflt:Float64})"
     )
     sql = _per_minute(
         dims,
-        # uniqExact, not count(): a redelivered or replayed row must not count twice.
-        f"uniqExact(event_id) AS n, uniqExactIf(event_id, latency_ms > {limit}) AS x",
-        f"{store.database}.checks",
-        f"latency_ms IS NOT NULL AND {_RANGE}",
+        f"uniqExact(event_id) AS n, uniqExactIf(event_id, {value} > {limit}) AS x",
+        f"{store.database}.{source}",
+        f"{where} AND {_RANGE}",
     )
-    return store.query(sql, {**_span(lo, hi), "keys": keys, "vals": limits, "dflt": default_limit})
+    params = {"keys": limits.keys, "vals": limits.vals, "dflt": limits.default}
+    return store.query(sql, {**_span(lo, hi), **params})
 
 
-def event_minutes(store: Store, dims: Sequence[str], lo: datetime, hi: datetime) -> Result:
+def slow_request_minutes(
+    store: Store, dims: Sequence[str], lo: datetime, hi: datetime, limits: Limits
+) -> Result:
+    """Requests (``n``) and those slower than their segment's limit (``x``)."""
+    return over_limit_minutes(
+        store, dims, lo, hi, limits, "latency_ms", "checks", "latency_ms IS NOT NULL"
+    )
+
+
+def event_minutes(
+    store: Store, dims: Sequence[str], lo: datetime, hi: datetime, prefix: str = ""
+) -> Result:
     """Events (``n``) per segment and minute."""
-    sql = _per_minute(dims, "uniqExact(event_id) AS n", f"{store.database}.checks", _RANGE)
+    sql = _per_minute(dims, f"uniqExact(event_id) AS {prefix}n", f"{store.database}.checks", _RANGE)
     return store.query(sql, _span(lo, hi))
 
 
@@ -194,19 +237,34 @@ def incident_minutes(
 # -- baselines ------------------------------------------------------------------------------
 
 
+def _quantiles(
+    store: Store,
+    dims: Sequence[str],
+    quantile: float,
+    value: str,
+    source: str,
+    where: str,
+    lo: datetime,
+    hi: datetime,
+) -> Result:
+    columns = ", ".join([*_dim_columns(dims), ""]) if dims else ""
+    group = f" GROUP BY {', '.join(f'd_{_ident(d)}' for d in dims)}" if dims else ""
+    sql = (
+        f"SELECT {columns}quantileExact({float(quantile)!r})({value}) AS t, "
+        f"uniqExact(event_id) AS n FROM {store.database}.{source} "
+        f"WHERE {where} AND {_RANGE}{group}"
+    )
+    return store.query(sql, _span(lo, hi))
+
+
 def latency_quantiles(
     store: Store, dims: Sequence[str], quantile: float, lo: datetime, hi: datetime
 ) -> Result:
     """The latency quantile ``t`` and request count ``n`` per segment over [lo, hi); one row
     for all traffic when ``dims`` is empty."""
-    columns = ", ".join([*_dim_columns(dims), ""]) if dims else ""
-    group = f" GROUP BY {', '.join(f'd_{_ident(d)}' for d in dims)}" if dims else ""
-    sql = (
-        f"SELECT {columns}quantileExact({float(quantile)!r})(latency_ms) AS t, "
-        f"uniqExact(event_id) AS n FROM {store.database}.checks "
-        f"WHERE latency_ms IS NOT NULL AND {_RANGE}{group}"
+    return _quantiles(
+        store, dims, quantile, "latency_ms", "checks", "latency_ms IS NOT NULL", lo, hi
     )
-    return store.query(sql, _span(lo, hi))
 
 
 def judge_feedback_pairs(
