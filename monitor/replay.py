@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from collections.abc import AsyncGenerator, Awaitable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from monitor.assembly import build_pipeline
@@ -24,6 +25,7 @@ from monitor.store import open_store
 
 _CHUNK_BYTES = 8 * 1024 * 1024
 _FIRST_BATCH = 1000
+_PROGRESS_EVERY_S = 0.5
 
 
 def read_batches(
@@ -114,6 +116,8 @@ class FileSource:
         self._path = path
         self._batch_max = batch_max
         self._format = fmt
+        self.records = 0
+        """Records (lines, or protobuf records) read so far: the progress of a replay."""
 
     async def batches(self) -> AsyncGenerator[Batch[None], None]:
         size, fmt = self._batch_max, self._format
@@ -124,6 +128,7 @@ class FileSource:
         else:
             chunks = read_batches(self._path, size, first_batch=min(size, _FIRST_BATCH))
         for batch in chunks:
+            self.records += len(batch)
             messages, skipped = decode_messages(fmt, batch)
             yield Batch(messages, None, skipped)
 
@@ -133,9 +138,39 @@ class FileSource:
         await stored  # its dead letters are in the store; a file has no DLQ topic
 
 
-async def replay_file(settings: Settings, path: Path, fmt: str = "vigil") -> Summary:
+@dataclass(frozen=True)
+class ReplayProgress:
+    """Where a replay stands, for a progress display (`replay_file`'s ``on_progress``)."""
+
+    records: int
+    """Records read so far."""
+    total: int
+    """Records in the file."""
+    stored: int
+    """Events stored so far."""
+    queues: dict[str, int]
+    """Jobs waiting per scorer stage."""
+    settling: bool
+    """The file is read; the last scorer jobs and event-time jobs are finishing."""
+
+
+def count_records(path: Path, fmt: str = "vigil") -> int:
+    """Records in ``path``: its non-blank lines (a protobuf file: its records)."""
+    if fmt == "otlp_proto":
+        return sum(1 for _ in read_proto_records(path))
+    return sum(len(batch) for batch in read_batches(path, 1 << 16))
+
+
+async def replay_file(
+    settings: Settings,
+    path: Path,
+    fmt: str = "vigil",
+    on_progress: Callable[[ReplayProgress], None] | None = None,
+) -> Summary:
     """Run the pipeline over ``path`` (records in input format ``fmt``, one of
-    `monitor.events.formats.FORMATS`) and return the run summary."""
+    `monitor.events.formats.FORMATS`) and return the run summary. ``on_progress``, when
+    given, is called about twice a second, and once at the end."""
+    total = count_records(path, fmt) if on_progress is not None else 0
     store = open_store(settings)
     try:
         # Building loads rules and models, and may refuse a setting: the store must be
@@ -144,19 +179,44 @@ async def replay_file(settings: Settings, path: Path, fmt: str = "vigil") -> Sum
     except BaseException:
         store.close()
         raise
+    source = FileSource(path, settings.kafka.batch_max, fmt)
+    settling = False
+
+    def report() -> None:
+        if on_progress is not None:
+            queues = {name: stage.depth for name, stage in pipeline.stages.items()}
+            on_progress(ReplayProgress(
+                source.records, total, pipeline.summary.stored, queues, settling
+            ))  # fmt: skip
+
+    async def tick() -> None:
+        while True:
+            report()
+            await asyncio.sleep(_PROGRESS_EVERY_S)
+
+    ticker = asyncio.ensure_future(tick()) if on_progress is not None else None
     try:
         await pipeline.start()
-        await drive(pipeline, FileSource(path, settings.kafka.batch_max, fmt))
+        await drive(pipeline, source)
+        settling = True
         await pipeline.settle()
         summary = pipeline.final_summary()
     finally:
+        if ticker is not None:
+            ticker.cancel()
         await pipeline.stop()
         store.close()
+    report()
     # Stopping the stages drains the results exporter: only now are its counts final.
     for name, stage in pipeline.stages.items():
         summary.stages[name].update(stage.stats())
     return summary
 
 
-def run_replay(settings: Settings, path: Path, fmt: str = "vigil") -> Summary:
-    return asyncio.run(replay_file(settings, path, fmt))
+def run_replay(
+    settings: Settings,
+    path: Path,
+    fmt: str = "vigil",
+    on_progress: Callable[[ReplayProgress], None] | None = None,
+) -> Summary:
+    return asyncio.run(replay_file(settings, path, fmt, on_progress))

@@ -77,8 +77,11 @@ def config(args: argparse.Namespace, settings: Settings) -> int:
 
 def replay(args: argparse.Namespace, settings: Settings) -> int:
     from monitor.replay import run_replay
+    from vigil.cli.progress import ReplayBar
 
-    _print_summary(run_replay(settings, args.file, args.format).as_dict(), args.json)
+    with ReplayBar(enabled=not args.json) as bar:
+        summary = run_replay(settings, args.file, args.format, on_progress=bar)
+    _print_summary(summary.as_dict(), args.json)
     j = settings.judge
     if not args.json and j.enabled and not j.base_url and j.autostart_local:
         print(

@@ -1,0 +1,51 @@
+"""`vigil replay` on a terminal draws a progress bar on stderr (records of the file, time
+left, events stored, scorer queues); piped or with --json it prints nothing but its result."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pexpect
+
+from vigil.traffic import TrafficSpec, generate_lines
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def _events(path: Path, n: int) -> Path:
+    path.write_bytes(b"".join(line + b"\n" for line in generate_lines(TrafficSpec(n=n, seed=8))))
+    return path
+
+
+def test_a_terminal_gets_a_progress_bar(tmp_path: Path) -> None:
+    events = _events(tmp_path / "events.jsonl", 3000)
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "vigil.cli", "--data-dir", str(tmp_path / "data"), "replay", str(events),
+         "--heuristics-only"],
+        env={**os.environ, "VIGIL_LOG_LEVEL": "WARNING"},
+        encoding="utf-8", dimensions=(40, 200), timeout=600,
+    )  # fmt: skip
+    out = _ANSI.sub("", child.read())
+    child.close()
+    assert child.exitstatus == 0, out[-2000:]
+    assert "replay" in out and "3000/3000" in out and "stored 3,000" in out
+    assert "events stored    3000" in out  # the summary follows the bar
+
+
+def test_piped_or_json_output_has_no_bar(tmp_path: Path) -> None:
+    events = _events(tmp_path / "events.jsonl", 300)
+    done = subprocess.run(
+        [sys.executable, "-m", "vigil.cli", "--data-dir", str(tmp_path / "data"), "replay",
+         str(events), "--heuristics-only", "--json"],
+        capture_output=True, text=True, check=False,
+        env={**os.environ, "VIGIL_LOG_LEVEL": "WARNING"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert orjson.loads(done.stdout)["stored"] == 300
+    assert "━" not in done.stderr and "replay" not in done.stderr
