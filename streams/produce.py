@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,8 @@ from streams.client_config import kafka_python_options, servers
 
 log = logging.getLogger("vigil.produce")
 
+#: Lines between progress reports (cheap: a callback, not a redraw).
+_PROGRESS_EVERY = 500
 _PRODUCER_OPTIONS: dict[str, Any] = {
     "acks": "all",
     "enable_idempotence": False,
@@ -59,9 +61,13 @@ class _Tally:
 
 
 def produce_lines(
-    settings: Settings, lines: Iterable[bytes], topic: str | None = None
+    settings: Settings,
+    lines: Iterable[bytes],
+    topic: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Send each non-blank line as one message; returns the delivery summary."""
+    """Send each non-blank line as one message; returns the delivery summary.
+    ``on_progress(read, delivered)``, when given, is called every few hundred lines."""
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
@@ -88,7 +94,11 @@ def produce_lines(
                     continue
                 future.add_callback(tally.ok)
                 future.add_errback(tally.error)
+                if on_progress is not None and read % _PROGRESS_EVERY == 0:
+                    on_progress(read, tally.sent)
             producer.flush()
+            if on_progress is not None:
+                on_progress(read, tally.sent)
         finally:
             producer.close(timeout=10)
     elapsed = time.perf_counter() - started
@@ -121,9 +131,19 @@ def _file_lines(path: Path) -> Iterable[bytes]:
             yield line.rstrip(b"\r\n")
 
 
-def produce_file(settings: Settings, path: Path, topic: str | None = None) -> dict[str, Any]:
+def count_lines(path: Path) -> int:
+    """Non-blank lines of ``path`` (what `produce_file` will send)."""
+    return sum(1 for line in _file_lines(path) if line.strip())
+
+
+def produce_file(
+    settings: Settings,
+    path: Path,
+    topic: str | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     """`vigil produce`: send ``path`` (JSONL) to ``topic`` (default: kafka.events_topic)."""
-    summary = produce_lines(settings, _file_lines(path), topic)
+    summary = produce_lines(settings, _file_lines(path), topic, on_progress)
     summary["file"] = str(path)
     if summary["failed"]:
         # Not an exception: the summary says what was delivered; the CLI exits non-zero.

@@ -101,9 +101,15 @@ def generate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def produce(args: argparse.Namespace, settings: Settings) -> int:
-    from streams.produce import produce_file, render_produce
+    from streams.produce import count_lines, produce_file, render_produce
+    from vigil.cli.progress import ProduceBar
 
-    sent = produce_file(settings, args.file, args.topic)
+    bar = ProduceBar(count_lines(args.file), enabled=not args.json) if args.file.is_file() else None
+    if bar is None:
+        sent = produce_file(settings, args.file, args.topic)  # says why it cannot read it
+    else:
+        with bar:
+            sent = produce_file(settings, args.file, args.topic, on_progress=bar)
     print(orjson.dumps(sent).decode() if args.json else render_produce(sent))
     return 1 if sent["failed"] else 0
 
@@ -144,6 +150,12 @@ def dashboards(args: argparse.Namespace, settings: Settings) -> int:
     return run(args, settings)
 
 
+def store(args: argparse.Namespace, settings: Settings) -> int:
+    from vigil.cli.store import run
+
+    return run(args, settings)
+
+
 def report(args: argparse.Namespace, settings: Settings) -> int:
     from vigil.cli.report import run
 
@@ -167,4 +179,5 @@ COMMANDS: dict[str, Command] = {
     "evalset": evalset,
     "dashboards": dashboards,
     "report": report,
+    "store": store,
 }

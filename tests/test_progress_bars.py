@@ -1,5 +1,6 @@
-"""`vigil replay` on a terminal draws a progress bar on stderr (records of the file, time
-left, events stored, scorer queues); piped or with --json it prints nothing but its result."""
+"""`vigil replay` and `vigil produce` on a terminal draw a progress bar on stderr (records
+of the file, time left, events stored or acknowledged, scorer queues); piped or with
+--json they print nothing but their result."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import orjson
 import pexpect
 
+from streams.broker import DevBroker
 from vigil.traffic import TrafficSpec, generate_lines
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -49,3 +51,18 @@ def test_piped_or_json_output_has_no_bar(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert orjson.loads(done.stdout)["stored"] == 300
     assert "━" not in done.stderr and "replay" not in done.stderr
+
+
+def test_produce_on_a_terminal_shows_lines_sent(dev_broker: DevBroker, tmp_path: Path) -> None:
+    events = _events(tmp_path / "events.jsonl", 2000)
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "vigil.cli", "--bootstrap-servers", dev_broker.bootstrap_servers, "produce",
+         str(events)],
+        env={**os.environ, "VIGIL_LOG_LEVEL": "WARNING"},
+        encoding="utf-8", dimensions=(40, 200), timeout=600,
+    )  # fmt: skip
+    out = _ANSI.sub("", child.read())
+    child.close()
+    assert child.exitstatus == 0, out[-2000:]
+    assert "produce" in out and "2000/2000" in out and "acknowledged" in out
