@@ -209,10 +209,18 @@ def test_mixed_versions_get_a_report_each(tmp_path: Path) -> None:
         store.close()
 
 
-def test_too_little_data_writes_no_report(surge_store: tuple[Settings, EmbeddedStore]) -> None:
+def test_too_little_reference_is_reported_not_tested(
+    surge_store: tuple[Settings, EmbeddedStore],
+) -> None:
     settings, store = surge_store
     job = DriftJob(settings.drift, store)
-    assert job.run(_at(35)) == []  # the rolling reference holds only 5 minutes (30 events)
+    # The rolling reference holds only 5 minutes (30 events): no test, and the report says so.
+    (short,) = job.run(_at(35))
+    assert short["reasons"] == ["not_enough_reference"] and short["drifted"] == 0
+    assert short["n_reference"] == 30 and job.fits == 0
+    assert "not enough reference" in render_reports(list_reports(store))
+    # 290 events over 48 minutes: the span is long enough, the count is not (300).
+    assert job.run(_at(78))[0]["reasons"] == ["not_enough_reference"]
     assert job.run(_at(600)) == []  # nothing in the window
 
 

@@ -19,9 +19,19 @@ class DriftSettings(Section):
     every_minutes: Positive = 5.0
     """How often (event time) the drift job runs."""
     reference_minutes: Positive = 240.0
-    """Rolling reference length when no baseline is pinned."""
+    """Rolling reference length when no baseline is pinned. The windows of reports that
+    flagged drift are left out of it, so an incident never becomes its own reference."""
     min_window_events: Annotated[int, Field(ge=10)] = 100
     """Skip a test whose window has fewer embedded events than this."""
+    min_reference_events: Annotated[int, Field(ge=10)] = 300
+    """A reference (rolling or pinned) with fewer prompt embeddings than this is not tested
+    against; its report says ``not_enough_reference``. Topic clusters fitted on a small
+    reference fit its noise (12 clusters on 150 rows), which any window then "shifts"."""
+    min_reference_minutes: Annotated[float, Field(ge=0)] = 30.0
+    """A reference's embeddings must also span this much event time (its first one to its
+    end), else ``not_enough_reference``: at the start of a stream a rolling reference holds
+    a few minutes, less of the traffic's variety than the window it judges. At most
+    ``reference_minutes``."""
     max_reference: Annotated[int, Field(ge=100)] = 5000
     """Reference subsample size."""
     max_window: Annotated[int, Field(ge=100)] = 2000
@@ -51,6 +61,16 @@ class DriftSettings(Section):
     blas_threads: Annotated[int, Field(ge=0)] = 1
     """BLAS threads while the drift job computes; 1 keeps it from fighting the scorers for
     shared cores (multi-threaded BLAS on busy cores is many times slower); 0: library default."""
+
+    @model_validator(mode="after")
+    def _check_reference_span(self) -> DriftSettings:
+        # A rolling reference never spans more than reference_minutes: it would never test.
+        if self.min_reference_minutes > self.reference_minutes:
+            raise ValueError(
+                f"drift.min_reference_minutes ({self.min_reference_minutes:g}) exceeds"
+                f" drift.reference_minutes ({self.reference_minutes:g})"
+            )
+        return self
 
 
 class AlertSettings(Section):

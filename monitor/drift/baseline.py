@@ -108,7 +108,7 @@ def pin_baseline(
 
     ``end`` defaults to just after the latest prompt embedding (of ``model_version`` when
     given), ``start`` to ``reference_minutes`` before ``end``. Raises `ConfigError` when
-    the span holds fewer than ``min_window_events`` embeddings.
+    the span holds fewer than ``min_reference_events`` embeddings.
     """
     if end is None:
         last = queries.last_prompt_ts(store, model_version)
@@ -122,10 +122,11 @@ def pin_baseline(
             f"baseline span is empty: --from {iso(start)} is not before --to {iso(end)}"
         )
     embedder, n = queries.span_embedder(store, start, end, model_version) or ("", 0)
-    if n < settings.min_window_events:
+    # The drift job tests against no smaller reference; a pin it would ignore is refused.
+    if n < max(settings.min_reference_events, settings.min_window_events):
         raise ConfigError(
             f"baseline {iso(start)}..{iso(end)} holds {n} prompt embeddings"
-            f" (drift.min_window_events is {settings.min_window_events})"
+            f" (drift.min_reference_events is {settings.min_reference_events})"
         )
     baseline = Baseline(
         start,

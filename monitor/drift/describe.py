@@ -1,14 +1,18 @@
 """A drift report row: the tests' figures, and what moved, in terms a person can check.
 
 Besides the statistics, a report names its most shifted clusters (plus the group of new
-topics), each with its shares in the reference and the window, example prompts from the
-window, and how the LLM judge's scores of its members changed.
+topics), each with its top terms (`monitor.drift.terms`), its shares in the reference and
+the window, example prompts from the window, and how the model answered its members: the
+refusal rate (the cheap check) and the LLM judge's scores, in the reference and the window.
+
+A reference too small to test against (`WindowTester.enough`) gives a report too: no
+test ran, ``reasons`` is ``[not_enough_reference]`` and ``drifted`` is 0.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +23,8 @@ from monitor.config import DriftSettings
 from monitor.drift.comparison import Comparison
 from monitor.drift.evaluate import FittedReference
 from monitor.drift.load import Embeddings, ReferenceSpan
+from monitor.drift.reports import NOT_ENOUGH_REFERENCE
+from monitor.drift.terms import top_terms
 from monitor.drift.vectors import normalize_rows
 from monitor.store.base import Store
 from monitor.store.queries import drift as queries
@@ -27,6 +33,9 @@ from monitor.times import iso
 #: Judge score names that are not a rubric dimension on a comparable scale.
 _NOT_DIMENSIONS = frozenset({"pairwise"})
 _EXAMPLE_CHARS = 200
+#: Prompt characters read per window event for the top terms (a topic shows early).
+_TERM_CHARS = 400
+_TERMS = 5
 
 _Group = tuple[int, np.ndarray[Any, np.dtype[np.bool_]], np.ndarray[Any, np.dtype[np.bool_]]]
 """(cluster, reference members, window members); cluster -1 is the new-topic group."""
@@ -56,16 +65,7 @@ class ReportDescriber:
         n_ref = len(fitted.event_ids)
         ratio = shares.cur_share / np.maximum(shares.ref_share, 1.0 / max(n_ref, 1))
         return {
-            "ts": iso(as_of),
-            "model_version": scope,
-            "window_start": iso(window_start),
-            "reference_kind": ref.kind,
-            "reference_start": iso(ref.start),
-            "reference_end": iso(ref.end),
-            "reference_id": fitted.ref_id,
-            "embedder": ref.embedder,
-            "n_reference": n_ref,
-            "n_window": len(window),
+            **_head(as_of, window_start, scope, ref, fitted.ref_id, n_ref, len(window)),
             "drifted": int(result.drifted),
             "new_topic": int("new_topic" in result.reasons),
             "reasons": list(result.reasons),
@@ -88,6 +88,30 @@ class ReportDescriber:
             "created_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
         }
 
+    def short_row(
+        self,
+        as_of: datetime,
+        window_start: datetime,
+        scope: str,
+        ref: ReferenceSpan,
+        n_reference: int,
+        n_window: int,
+    ) -> dict[str, Any]:
+        """The row of a scope whose reference is too small: no test ran, nothing drifted."""
+        return {
+            **_head(as_of, window_start, scope, ref, "", n_reference, n_window),
+            "drifted": 0,
+            "new_topic": 0,
+            "reasons": [NOT_ENOUGH_REFERENCE],
+            "alpha_test": self.alpha_test,
+            **dict.fromkeys(_FIGURES, 0.0),
+            **dict.fromkeys(_P_VALUES, 1.0),
+            "permutations": 0,
+            "clusters": 0,
+            "top_clusters": "[]",
+            "created_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        }
+
     def top_clusters(
         self,
         ref: ReferenceSpan,
@@ -104,9 +128,9 @@ class ReportDescriber:
         ref_judge = self._judge(ref.start, ref.end, ref.version_filter)
         cur_judge = self._judge(window_start, as_of, scope)
         picks = self._examples(groups, window)
-        prompts = queries.prompts(
-            self.store, window_start, as_of, sorted({i for ids in picks.values() for i in ids})
-        )
+        prompts = queries.prompts(self.store, window_start, as_of, sorted(window.ids), _TERM_CHARS)
+        ref_refused = queries.refused(self.store, ref.start, ref.end)
+        cur_refused = queries.refused(self.store, window_start, as_of)
         out: list[dict[str, Any]] = []
         for cluster, ref_mask, cur_mask in groups:
             if cluster >= 0:
@@ -119,18 +143,34 @@ class ReportDescriber:
                 ref_share, cur_share, psi_term = result.new_topic_base, result.new_topic_rate, 0.0
             ref_members = [fitted.event_ids[i] for i in np.flatnonzero(ref_mask)]
             cur_members = [window.ids[i] for i in np.flatnonzero(cur_mask)]
+            rest = [window.ids[i] for i in np.flatnonzero(~cur_mask)]
+            # The new-topic group has no reference members: all reference traffic is the
+            # yardstick of its refusal rate.
+            ref_answered = ref_members or fitted.event_ids
             out.append(
                 {
                     "cluster": cluster,
                     "label": "new_topic" if cluster < 0 else f"cluster_{cluster}",
+                    "terms": top_terms(
+                        [prompts.get(i, "") for i in cur_members],
+                        [prompts.get(i, "") for i in rest],
+                        _TERMS,
+                    ),
                     "ref_share": round(ref_share, 4),
                     "cur_share": round(cur_share, 4),
                     "ratio": round(cur_share / max(ref_share, 1e-4), 2),
                     "psi": round(psi_term, 4),
                     "n_window": len(cur_members),
-                    "examples": [
-                        prompts.get(i, "")[:_EXAMPLE_CHARS] for i in picks.get(cluster, [])
-                    ],
+                    "examples": _distinct(
+                        (prompts.get(i, "") for i in picks.get(cluster, [])),
+                        self.settings.examples_per_cluster,
+                    ),
+                    "refusal": {
+                        "reference": _rate(ref_refused, ref_answered),
+                        "window": _rate(cur_refused, cur_members),
+                        "n_reference": len(ref_answered),
+                        "n_window": len(cur_members),
+                    },
                     "judge": judge_change(ref_judge, ref_members, cur_judge, cur_members),
                 }
             )
@@ -149,7 +189,7 @@ class ReportDescriber:
         return groups
 
     def _examples(self, groups: list[_Group], window: Embeddings) -> dict[int, list[str]]:
-        """Event ids of each group's example prompts."""
+        """Event ids of each group's members, nearest its window centre first."""
         per_cluster = self.settings.examples_per_cluster
         cur_norm = normalize_rows(window.vectors)
         picks: dict[int, list[str]] = {}
@@ -159,7 +199,7 @@ class ReportDescriber:
                 # Examples nearest the window's own centre of the group: they show what the
                 # window brought into the cluster, not what the reference already had there.
                 centre = cur_norm[idx].mean(0)
-                closest = idx[np.argsort(-(cur_norm[idx] @ centre), kind="stable")[:per_cluster]]
+                closest = idx[np.argsort(-(cur_norm[idx] @ centre), kind="stable")]
                 picks[cluster] = [window.ids[i] for i in closest]
         return picks
 
@@ -170,6 +210,61 @@ class ReportDescriber:
             if row["name"] not in _NOT_DIMENSIONS:
                 out[row["event_id"]][row["name"]] = float(row["value"])
         return out
+
+
+#: Statistics of a report that mean "no difference" at 0, and its p-values.
+_FIGURES = (
+    "mmd2",
+    "mmd_effect",
+    "centroid_cosine",
+    "psi",
+    "chi2",
+    "max_share_ratio",
+    "new_topic_rate",
+    "new_topic_base_rate",
+)
+_P_VALUES = ("mmd_p_value", "mmd_p_perm", "chi2_p_value", "new_topic_p_value")
+
+
+def _head(
+    as_of: datetime,
+    window_start: datetime,
+    scope: str,
+    ref: ReferenceSpan,
+    ref_id: str,
+    n_reference: int,
+    n_window: int,
+) -> dict[str, Any]:
+    """What every report says about its window and reference."""
+    return {
+        "ts": iso(as_of),
+        "model_version": scope,
+        "window_start": iso(window_start),
+        "reference_kind": ref.kind,
+        "reference_start": iso(ref.start),
+        "reference_end": iso(ref.end),
+        "reference_id": ref_id,
+        "embedder": ref.embedder,
+        "n_reference": n_reference,
+        "n_window": n_window,
+    }
+
+
+def _distinct(texts: Iterable[str], k: int) -> list[str]:
+    """The first ``k`` different non-empty texts, cut to ``_EXAMPLE_CHARS``: templated
+    traffic repeats prompts word for word, and three copies of one show less than one."""
+    out: list[str] = []
+    for text in texts:
+        cut = text[:_EXAMPLE_CHARS]
+        if cut and cut not in out:
+            out.append(cut)
+            if len(out) == k:
+                break
+    return out
+
+
+def _rate(flagged: set[str], ids: Sequence[str]) -> float | None:
+    return round(sum(i in flagged for i in ids) / len(ids), 4) if ids else None
 
 
 def judge_change(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from monitor.config import DriftSettings
 from monitor.drift.comparison import (
@@ -27,7 +27,7 @@ from monitor.drift.comparison import (
     build_reference,
     compare,
 )
-from monitor.drift.load import EmbeddingLoader, ReferenceSpan
+from monitor.drift.load import EmbeddingLoader, ReferenceSpan, SpanSize
 from monitor.drift.seeds import seed_from
 from monitor.drift.vectors import F32
 from monitor.times import iso
@@ -75,12 +75,12 @@ class WindowTester:
         self.fits = 0
         """How many references were fitted (the rest came from the cache)."""
 
-    def fitted(self, ref: ReferenceSpan) -> FittedReference | None:
-        """The reference's model, from the cache when its rows are unchanged; None when
-        the span holds fewer than ``min_window_events`` embeddings."""
-        n, digest = self.loader.fingerprint(ref)
-        if n < self.settings.min_window_events:
-            return None
+    def fitted(self, ref: ReferenceSpan) -> FittedReference | SpanSize:
+        """The reference's model, from the cache when its rows are unchanged; its size
+        alone when it is too small to test against (`enough`)."""
+        size = self.loader.size(ref)
+        if not self.enough(ref, size):
+            return size
         ref_id = "{:016x}".format(
             seed_from(
                 ref.kind,
@@ -88,8 +88,10 @@ class WindowTester:
                 iso(ref.end),
                 ref.version_filter,
                 ref.embedder,
-                n,
-                digest,
+                # Only when there are some, so an unexcluded reference keeps its old seed.
+                *([[(iso(a), iso(b)) for a, b in ref.excluded]] if ref.excluded else []),
+                size.n,
+                size.digest,
                 self.params,
             )
         )
@@ -105,6 +107,13 @@ class WindowTester:
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return fitted
+
+    def enough(self, ref: ReferenceSpan, size: SpanSize) -> bool:
+        """At least ``min_reference_events`` embeddings spanning ``min_reference_minutes``."""
+        s = self.settings
+        if size.first is None or size.n < max(s.min_reference_events, s.min_window_events):
+            return False
+        return ref.end - size.first >= timedelta(minutes=s.min_reference_minutes)
 
     def compare(
         self, fitted: FittedReference, window: F32, as_of: datetime, scope: str

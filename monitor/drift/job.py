@@ -5,7 +5,13 @@ Each firing (an event-time timer, ``drift.every_minutes``) looks at the window
 
 - **pinned** (`vigil baseline pin`, stored in table ``state`` under ``drift.baseline`` or
   ``drift.baseline:<model_version>``), or else
-- **rolling**: the ``reference_minutes`` just before the window.
+- **rolling**: the ``reference_minutes`` just before the window, less the windows of
+  reports that flagged drift (`monitor.drift.load`: an incident must not become its own
+  reference, or its end reads as drift).
+
+A reference with fewer than ``min_reference_events`` embeddings, or spanning less than
+``min_reference_minutes``, is not tested against: the report says ``not_enough_reference``
+(at the start of a stream the rolling reference holds only minutes of traffic).
 
 One report covers all traffic (``model_version = ''``); one more per version is written
 when the window mixes versions (a canary) or when that version has a baseline of its own.
@@ -40,7 +46,7 @@ from monitor.config import DriftSettings, Settings
 from monitor.drift.baseline import Baseline
 from monitor.drift.describe import ReportDescriber
 from monitor.drift.evaluate import WindowTester, params_from
-from monitor.drift.load import EmbeddingLoader, Embeddings
+from monitor.drift.load import EmbeddingLoader, Embeddings, SpanSize
 from monitor.drift.vectors import blas_threads
 from monitor.errors import StoreError
 from monitor.store.base import Store
@@ -98,11 +104,9 @@ class DriftJob:
                     "drift window too small", extra={"model_version": scope, "n": int(mask.sum())}
                 )
                 continue
-            report = self._evaluate(
-                as_of, window_start, scope, baselines, embedder, window.where(mask)
+            reports.append(
+                self._evaluate(as_of, window_start, scope, baselines, embedder, window.where(mask))
             )
-            if report is not None:
-                reports.append(report)
         if reports:
             self.store.insert("drift_reports", reports)
         log.info(
@@ -133,15 +137,20 @@ class DriftJob:
         baselines: dict[str, Baseline],
         embedder: str,
         window: Embeddings,
-    ) -> dict[str, Any] | None:
+    ) -> dict[str, Any]:
         ref = self.loader.reference_for(scope, baselines, window_start, embedder)
         fitted = self.tester.fitted(ref)
-        if fitted is None:
+        if isinstance(fitted, SpanSize):
             log.info(
                 "drift reference too small",
-                extra={"model_version": scope, "reference": ref.kind, "as_of": iso(as_of)},
+                extra={
+                    "model_version": scope,
+                    "reference": ref.kind,
+                    "as_of": iso(as_of),
+                    "n": fitted.n,
+                },
             )
-            return None
+            return self.describer.short_row(as_of, window_start, scope, ref, fitted.n, len(window))
         result = self.tester.compare(fitted, window.vectors, as_of, scope)
         return self.describer.report_row(as_of, window_start, scope, ref, fitted, window, result)
 

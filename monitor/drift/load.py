@@ -1,6 +1,11 @@
 """What the drift job compares, read from the store: prompt embeddings of the window and
 of its reference span (a pinned baseline, else the rolling span just before the window).
 
+A rolling reference leaves out the windows of earlier reports that flagged drift: else an
+incident enters the reference as it goes on, and once it is over the return to normal
+reads as drift (for hours, until the incident has rolled out of the reference). Those
+windows cover the incident from the first flag's window start to the last flag.
+
 Vectors of different embedders are not comparable, so a window is read for its main
 embedder only, and its reference for the same one. Large spans are subsampled by a keyed
 hash of the event id: the same rows give the same subsample, spread over the span.
@@ -10,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,6 +38,19 @@ class ReferenceSpan:
     version_filter: str
     """Only this model_version ('' = all)."""
     embedder: str
+    excluded: tuple[tuple[datetime, datetime], ...] = ()
+    """Sub-spans ``[start, end)`` left out: windows that were flagged drifted (rolling)."""
+
+
+@dataclass(frozen=True)
+class SpanSize:
+    """How much a reference holds, before its vectors are read."""
+
+    n: int
+    digest: str
+    """Digest of its event ids: the same rows, the same digest."""
+    first: datetime | None
+    """Event time of its first embedding."""
 
 
 @dataclass(frozen=True)
@@ -73,14 +92,8 @@ class EmbeddingLoader:
     ) -> Embeddings:
         """At most ``limit`` prompt embeddings of the span, subsampled by a hash keyed by
         ``salt``."""
-        rows = queries.prompt_embeddings(self.store, start, end, version, embedder, salt, limit)
-        # They come in hash order; event-id order is the canonical one every draw relies on.
-        rows.sort(key=lambda r: r["event_id"])
-        if not rows:
-            return Embeddings([], [], np.zeros((0, 0), dtype=np.float32))
-        vectors = np.asarray([r["vector"] for r in rows], dtype=np.float32)
-        return Embeddings(
-            [r["event_id"] for r in rows], [r["model_version"] for r in rows], vectors
+        return _embeddings(
+            queries.prompt_embeddings(self.store, start, end, version, embedder, salt, limit)
         )
 
     def load_window(self, start: datetime, end: datetime, embedder: str, salt: str) -> Embeddings:
@@ -89,15 +102,24 @@ class EmbeddingLoader:
 
     def load_reference(self, ref: ReferenceSpan, salt: str) -> Embeddings:
         """The reference's embeddings, at most ``max_reference`` of them."""
-        return self.load(
-            ref.start, ref.end, ref.version_filter, ref.embedder, self.settings.max_reference, salt
+        rows = queries.prompt_embeddings(
+            self.store,
+            ref.start,
+            ref.end,
+            ref.version_filter,
+            ref.embedder,
+            salt,
+            self.settings.max_reference,
+            ref.excluded,
         )
+        return _embeddings(rows)
 
-    def fingerprint(self, ref: ReferenceSpan) -> tuple[int, str]:
-        """(rows, digest of their event ids) of the reference span, without the vectors."""
-        return queries.span_fingerprint(
-            self.store, ref.start, ref.end, ref.version_filter, ref.embedder
+    def size(self, ref: ReferenceSpan) -> SpanSize:
+        """Rows, digest of their event ids and first event time of the reference span."""
+        n, digest, first = queries.span_fingerprint(
+            self.store, ref.start, ref.end, ref.version_filter, ref.embedder, ref.excluded
         )
+        return SpanSize(n, digest, first)
 
     def baselines(self) -> dict[str, Baseline]:
         """Pinned baselines by model_version ('' = all versions)."""
@@ -111,4 +133,25 @@ class EmbeddingLoader:
         if pinned is not None:
             return ReferenceSpan("pinned", pinned.start, pinned.end, pinned.model_version, embedder)
         start = window_start - timedelta(minutes=self.settings.reference_minutes)
-        return ReferenceSpan("rolling", start, window_start, "", embedder)
+        flagged = queries.flagged_windows(self.store, start, window_start)
+        return ReferenceSpan("rolling", start, window_start, "", embedder, merged(flagged))
+
+
+def merged(spans: list[tuple[datetime, datetime]]) -> tuple[tuple[datetime, datetime], ...]:
+    """Overlapping or touching spans joined; sorted by start."""
+    out: list[tuple[datetime, datetime]] = []
+    for start, end in sorted(spans):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return tuple(out)
+
+
+def _embeddings(rows: list[dict[str, Any]]) -> Embeddings:
+    # They come in hash order; event-id order is the canonical one every draw relies on.
+    rows.sort(key=lambda r: r["event_id"])
+    if not rows:
+        return Embeddings([], [], np.zeros((0, 0), dtype=np.float32))
+    vectors = np.asarray([r["vector"] for r in rows], dtype=np.float32)
+    return Embeddings([r["event_id"] for r in rows], [r["model_version"] for r in rows], vectors)

@@ -10,6 +10,9 @@ import orjson
 from monitor.store.base import Store
 from monitor.store.queries import drift as queries
 
+#: The one reason of a report whose reference was too small to test against.
+NOT_ENOUGH_REFERENCE = "not_enough_reference"
+
 
 def list_reports(
     store: Store,
@@ -42,7 +45,12 @@ def render_reports(rows: list[dict[str, Any]]) -> str:
     lines = []
     for r in rows:
         scope = r["model_version"] or "all"
-        flag = "DRIFT " + ",".join(r["reasons"]) if r["drifted"] else "ok"
+        if r["drifted"]:
+            flag = "DRIFT " + ",".join(r["reasons"])
+        elif NOT_ENOUGH_REFERENCE in r["reasons"]:
+            flag = "not enough reference"
+        else:
+            flag = "ok"
         lines.append(
             f"{str(r['ts'])[:19]}  {scope:<20} {flag:<28} mmd p={_fmt_p(r['mmd_p_value'])} "
             f"psi={r['psi']:.3f} new_topic={r['new_topic_rate']:.1%} "
@@ -57,9 +65,11 @@ def render_reports(rows: list[dict[str, Any]]) -> str:
                     if v.get("delta") is not None
                 )
                 example = c["examples"][0] if c["examples"] else ""
+                terms = ", ".join(c.get("terms") or [])
                 lines.append(
                     f"    {c['label']:<12} share {c['ref_share']:.1%} -> {c['cur_share']:.1%}"
                     f" (x{c['ratio']:.1f})"
+                    + (f"  terms: {terms}" if terms else "")
                     + (f"  judge: {judge}" if judge else "")
                     + (f"  e.g. {example[:80]!r}" if example else "")
                 )

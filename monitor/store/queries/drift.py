@@ -1,12 +1,13 @@
 """The drift job's SQL: prompt embeddings by span, the judge scores and prompts that
 describe a report, pinned baselines (table ``state``) and the stored drift reports.
 
-A span is always ``[start, end)`` in event time; a ``model_version`` of '' means every
-version.
+A span is always ``[start, end)`` in event time, less its ``excluded`` sub-spans where a
+query takes them; a ``model_version`` of '' means every version.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,20 @@ from monitor.times import parse_ts
 
 def _embeddings(store: Store) -> str:
     return f"{store.database}.embeddings"
+
+
+Spans = Sequence[tuple[datetime, datetime]]
+
+#: Rows outside every excluded ``[start, end)``; the casts type an empty list.
+_NOT_EXCLUDED = (
+    "NOT arrayExists((s, e) -> ts >= s AND ts < e, "
+    "CAST({xs:Array(DateTime64(3))} AS Array(DateTime64(3, 'UTC'))), "
+    "CAST({xe:Array(DateTime64(3))} AS Array(DateTime64(3, 'UTC'))))"
+)
+
+
+def _excluded(spans: Spans) -> dict[str, list[datetime]]:
+    return {"xs": [s for s, _ in spans], "xe": [e for _, e in spans]}
 
 
 def window_embedder(store: Store, start: datetime, end: datetime) -> tuple[str, int] | None:
@@ -65,6 +80,7 @@ def prompt_embeddings(
     embedder: str,
     salt: str,
     limit: int,
+    excluded: Spans = (),
 ) -> list[dict[str, Any]]:
     """Up to ``limit`` rows (event_id, model_version, vector) of the span, picked by a
     hash of the event id keyed by ``salt`` (stable for the same rows, spread over the span),
@@ -73,7 +89,7 @@ def prompt_embeddings(
         f"SELECT event_id, model_version, vector FROM {_embeddings(store)} FINAL "
         "WHERE kind = 'prompt' AND embedder = {e:String} "
         "AND ts >= {start:DateTime64(3)} AND ts < {end:DateTime64(3)} "
-        "AND ({v:String} = '' OR model_version = {v:String}) "
+        f"AND ({{v:String}} = '' OR model_version = {{v:String}}) AND {_NOT_EXCLUDED} "
         "ORDER BY sipHash64(event_id, {salt:String}) LIMIT {limit:UInt32}",
         {
             "start": start,
@@ -82,24 +98,32 @@ def prompt_embeddings(
             "e": embedder,
             "salt": salt,
             "limit": limit,
+            **_excluded(excluded),
         },
     )
 
 
 def span_fingerprint(
-    store: Store, start: datetime, end: datetime, model_version: str, embedder: str
-) -> tuple[int, str]:
-    """(prompt embeddings in the span, XOR of their event ids' hashes as text): the same
-    rows give the same pair, cheaply, without reading the vectors."""
+    store: Store,
+    start: datetime,
+    end: datetime,
+    model_version: str,
+    embedder: str,
+    excluded: Spans = (),
+) -> tuple[int, str, datetime | None]:
+    """(prompt embeddings in the span, XOR of their event ids' hashes as text, the first
+    one's event time): the same rows give the same triple, cheaply, without the vectors."""
     rows = store.query(
-        "SELECT count() AS n, toString(groupBitXor(sipHash64(event_id))) AS h "
-        f"FROM {_embeddings(store)} FINAL "
+        "SELECT count() AS n, toString(groupBitXor(sipHash64(event_id))) AS h, "
+        f"min(ts) AS first FROM {_embeddings(store)} FINAL "
         "WHERE kind = 'prompt' AND embedder = {e:String} "
         "AND ts >= {start:DateTime64(3)} AND ts < {end:DateTime64(3)} "
-        "AND ({v:String} = '' OR model_version = {v:String})",
-        {"start": start, "end": end, "v": model_version, "e": embedder},
+        f"AND ({{v:String}} = '' OR model_version = {{v:String}}) AND {_NOT_EXCLUDED}",
+        {"start": start, "end": end, "v": model_version, "e": embedder, **_excluded(excluded)},
     )
-    return (int(rows[0]["n"]), str(rows[0]["h"])) if rows else (0, "")
+    if not rows or int(rows[0]["n"]) == 0:
+        return 0, "", None
+    return int(rows[0]["n"]), str(rows[0]["h"]), parse_ts(rows[0]["first"])
 
 
 # -- what describes a report ------------------------------------------------------------------
@@ -118,17 +142,45 @@ def judge_scores(
     )
 
 
-def prompts(store: Store, start: datetime, end: datetime, ids: list[str]) -> dict[str, str]:
-    """Prompt text by event id, for those of ``ids`` in the span (no query for none)."""
+def prompts(
+    store: Store, start: datetime, end: datetime, ids: list[str], chars: int = 10_000
+) -> dict[str, str]:
+    """Prompt text (its first ``chars`` characters) by event id, for those of ``ids`` in
+    the span (no query for none)."""
     if not ids:
         return {}
     rows = store.query(
-        f"SELECT event_id, any(prompt) AS prompt FROM {store.database}.events "
+        "SELECT event_id, substringUTF8(any(prompt), 1, {chars:UInt32}) AS prompt "
+        f"FROM {store.database}.events "
         "WHERE ts >= {start:DateTime64(3)} AND ts < {end:DateTime64(3)} "
         "AND has({ids:Array(String)}, event_id) GROUP BY event_id",
-        {"start": start, "end": end, "ids": ids},
+        {"start": start, "end": end, "ids": ids, "chars": chars},
     )
     return {r["event_id"]: str(r["prompt"]) for r in rows}
+
+
+def refused(store: Store, start: datetime, end: datetime) -> set[str]:
+    """Event ids of the span whose answer the refusal check flagged (few, on most days)."""
+    rows = store.query(
+        f"SELECT DISTINCT event_id FROM {store.database}.checks "
+        "WHERE refusal = 1 AND ts >= {start:DateTime64(3)} AND ts < {end:DateTime64(3)}",
+        {"start": start, "end": end},
+    )
+    return {str(r["event_id"]) for r in rows}
+
+
+def flagged_windows(
+    store: Store, start: datetime, end: datetime
+) -> list[tuple[datetime, datetime]]:
+    """``[window_start, ts)`` of every report (any scope) that flagged drift or a new topic
+    and whose window overlaps ``[start, end)``, by window start."""
+    rows = store.query(
+        f"SELECT window_start, ts FROM {store.database}.drift_reports FINAL "
+        "WHERE (drifted = 1 OR new_topic = 1) AND ts > {start:DateTime64(3)} "
+        "AND window_start < {end:DateTime64(3)} ORDER BY window_start, ts",
+        {"start": start, "end": end},
+    )
+    return [(parse_ts(r["window_start"]), parse_ts(r["ts"])) for r in rows]
 
 
 # -- pinned baselines and stored reports ------------------------------------------------------
@@ -158,6 +210,16 @@ def drift_reports(
             "limit": limit,
         },
     )
+
+
+def report_clusters(store: Store, ts: datetime, model_version: str) -> str:
+    """``top_clusters`` (JSON text) of the report of one scope at ``ts``; '' when none."""
+    rows = store.query(
+        f"SELECT top_clusters FROM {store.database}.drift_reports FINAL "
+        "WHERE model_version = {v:String} AND ts = {ts:DateTime64(3)} LIMIT 1",
+        {"v": model_version, "ts": ts},
+    )
+    return str(rows[0]["top_clusters"]) if rows else ""
 
 
 def last_report_ts(store: Store) -> datetime | None:
