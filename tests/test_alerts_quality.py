@@ -46,7 +46,9 @@ def _rule(name: str) -> Any:
     return next(r for r in load_rules() if r.name == name)
 
 
-def _cells(rng: np.random.Generator, n: int, p: float, minutes: int, prefix: str) -> list[dict]:
+def _cells(
+    rng: np.random.Generator, n: int, p: float, minutes: int, prefix: str
+) -> list[dict[str, float]]:
     xs = rng.binomial(n, p, size=minutes)
     return [{f"{prefix}n": float(n), f"{prefix}x": float(x)} for x in xs]
 
@@ -144,7 +146,9 @@ def _toxicity_rows(
     return {"scores": scores, "decisions": decisions}
 
 
-def _toxic_run(tmp: Path, spike: bool) -> tuple[list[dict[str, Any]], set[str], list[dict]]:
+def _toxic_run(
+    tmp: Path, spike: bool
+) -> tuple[list[dict[str, Any]], set[str], list[dict[str, Any]]]:
     spec = TrafficSpec(n=N_B, seed=41 if spike else 42)
     if spike:
         onset = spec.start + timedelta(minutes=ONSET_B)
