@@ -144,6 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
         _Commands(dashboards.add_subparsers(dest="dashboards_command", required=True), common)
     )
 
+    store = sub.add_parser("store", help="the ClickHouse schema: print its DDL")
+    from vigil.cli import store as store_command
+
+    store_command.add_parsers(
+        _Commands(store.add_subparsers(dest="store_command", required=True), common)
+    )
+
     config = sub.add_parser("config", help="settings")
     config_sub = _Commands(config.add_subparsers(dest="config_command", required=True), common)
     show = config_sub.add_parser("show", help="print the effective settings, secrets masked")
