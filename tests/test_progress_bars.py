@@ -31,7 +31,7 @@ def test_a_terminal_gets_a_progress_bar(tmp_path: Path) -> None:
         ["-m", "vigil.cli", "--data-dir", str(tmp_path / "data"), "replay", str(events),
          "--heuristics-only"],
         env={**os.environ, "VIGIL_LOG_LEVEL": "WARNING"},
-        encoding="utf-8", dimensions=(40, 200), timeout=600,
+        encoding="utf-8", dimensions=(40, 200), timeout=600, use_poll=True,
     )  # fmt: skip
     out = _ANSI.sub("", child.read())
     child.close()
@@ -60,7 +60,7 @@ def test_produce_on_a_terminal_shows_lines_sent(dev_broker: DevBroker, tmp_path:
         ["-m", "vigil.cli", "--bootstrap-servers", dev_broker.bootstrap_servers, "produce",
          str(events)],
         env={**os.environ, "VIGIL_LOG_LEVEL": "WARNING"},
-        encoding="utf-8", dimensions=(40, 200), timeout=600,
+        encoding="utf-8", dimensions=(40, 200), timeout=600, use_poll=True,
     )  # fmt: skip
     out = _ANSI.sub("", child.read())
     child.close()
