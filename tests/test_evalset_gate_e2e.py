@@ -222,7 +222,9 @@ def test_a_run_interrupted_with_ctrl_c_resumes_without_asking_twice(
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 600
-        while (tmp / "cache").exists() is False or _cached(workspace) < 2:
+        # Interrupt at the first answer: the run is then far from its last phase, where a
+        # signal landing as the final answers arrive may find nothing left to cancel.
+        while (tmp / "cache").exists() is False or _cached(workspace) < 1:
             assert child.poll() is None, "the run ended before it could be interrupted"
             assert time.monotonic() < deadline, "no answer was cached in 10 minutes"
             time.sleep(0.2)
@@ -237,7 +239,7 @@ def test_a_run_interrupted_with_ctrl_c_resumes_without_asking_twice(
     # Requests the run had in flight still finish at the server (it cannot cancel them):
     # count them once it is quiet, so the rerun's count is the rerun's alone.
     made_before = _quiet_count(llama_server) - start
-    assert interrupted >= 2
+    assert interrupted >= 1
     # An answer in flight at the interrupt may be lost, never one that arrived.
     assert made_before - interrupted <= workspace_concurrency(workspace) * 3
 
