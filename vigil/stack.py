@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from monitor.children import interrupt_flag
+from monitor.children import free_port, interrupt_flag
 from monitor.config import Settings, write_settings_file
 from monitor.errors import BrokerError, VigilError
 from streams.admin import OffsetReader
@@ -187,6 +187,10 @@ def run_demo(settings: Settings, events: int, as_json: bool) -> int:
         # The worker gets the demo's effective settings exactly; the file goes with tmp.
         # Its log goes to a file, so it may say what it does (INFO), as JSON lines.
         worker_settings = live.model_copy(update={"log_level": "INFO", "log_format": "json"})
+        if worker_settings.ops.enabled:
+            # Its own free port: a demo must not fail because a worker (or another demo)
+            # already serves /metrics on the configured one.
+            worker_settings = _with(worker_settings, ops={"port": free_port(live.ops.bind)})
         settings_file = write_settings_file(worker_settings, Path(tmp) / "settings.yaml")
         worker = _start_worker(settings_file, log_path)
         alerts = AlertWatcher(live)
