@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -36,14 +38,22 @@ def _config(tmp_path: Path) -> Path:
 
 def test_demo_runs_on_a_fresh_machine(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    result = subprocess.run(
-        [sys.executable, "-m", "vigil.cli", "--data-dir", str(data), "demo", "--events", "4000"],
-        env=_env(_config(tmp_path)),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    # Something else (a worker, a soak) already serves the default ops port: the demo's
+    # worker must not depend on it being free.
+    ops = load_settings().ops
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    with contextlib.suppress(OSError):  # taken already: the same condition
+        taken.bind((ops.bind, ops.port))
+        taken.listen()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "vigil.cli", "--data-dir", str(data), "demo", "--events",
+             "4000"],
+            env=_env(_config(tmp_path)), capture_output=True, text=True, timeout=600,
+            check=False,
+        )  # fmt: skip
+    finally:
+        taken.close()
     assert result.returncode == 0, result.stderr[-3000:]
     assert "stored and committed 4100/4100 messages" in result.stdout  # 4000 events + 100 feedback
     assert "  events         4000" in result.stdout
