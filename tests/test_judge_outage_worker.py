@@ -14,6 +14,7 @@ from __future__ import annotations
 import signal
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,19 @@ def test_a_broken_judge_never_holds_up_ingest(
     )
 
 
+def _decisions_when(
+    settings: Settings, worker: Any, condition: Callable[[Counter[str]], bool]
+) -> Counter[str]:
+    """The judge's decisions once ``condition`` holds (the worker must stay up meanwhile)."""
+    deadline = time.monotonic() + 300
+    now = _judge_decisions(settings)
+    while not condition(now):
+        assert worker.alive and time.monotonic() < deadline, (now, worker.log_tail())
+        time.sleep(0.5)
+        now = _judge_decisions(settings)
+    return now
+
+
 @pytest.mark.parametrize("mode", ["429", "hang"])
 def test_failures_are_scored_once_the_judge_recovers(
     dev_broker: DevBroker, tmp_path: Path, start_worker: Any, stub_judge: StubJudge, mode: str
@@ -116,23 +130,14 @@ def test_failures_are_scored_once_the_judge_recovers(
     ends = produce_lines(settings, lines)["end_offsets"]
     worker = start_worker(settings)
     wait_consumed(settings, ends, worker)
-    deadline = time.monotonic() + 300
-    broken = _judge_decisions(settings)
-    while not broken["failed"]:  # a hanging judge fails by its timeout, after the commit
-        assert worker.alive and time.monotonic() < deadline, (broken, worker.log_tail())
-        time.sleep(0.5)
-        broken = _judge_decisions(settings)
+    # A hanging judge fails by its timeout, after the commit.
+    broken = _decisions_when(settings, worker, lambda d: d["failed"] > 0)
     assert broken["scored"] == 0
     judge.mode = "ok"
     judge.release.set()
     # Re-queue rounds (every second here) retry the retryable failures as the queue has
     # room; wait for that condition, not for a time.
-    deadline = time.monotonic() + 300
-    now = _judge_decisions(settings)
-    while now["failed"] or now["pending"]:
-        assert worker.alive and time.monotonic() < deadline, (now, worker.log_tail())
-        time.sleep(0.5)
-        now = _judge_decisions(settings)
+    now = _decisions_when(settings, worker, lambda d: not d["failed"] and not d["pending"])
     assert worker.signal(signal.SIGTERM) == 0, worker.log_tail()
     # Every failure became a verdict; an event refused for a full queue stays recorded so.
     assert now["scored"] >= broken["failed"]
