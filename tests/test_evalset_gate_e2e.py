@@ -216,9 +216,12 @@ def test_a_run_interrupted_with_ctrl_c_resumes_without_asking_twice(
         "--thresholds", str(tmp / "loose.yaml"), "--max-tokens", "24", "--out", str(tmp / "out"),
     ]  # fmt: skip
     start = llama_server.request_count()
+    # SIGINT at its default in the child: a suite started in the background by a
+    # non-interactive shell inherits it ignored, and Ctrl-C is what this test sends.
     child = subprocess.Popen(
         command, env={**os.environ, "HF_HUB_OFFLINE": "1"},
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 600

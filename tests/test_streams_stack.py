@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor.children import free_port
 from monitor.config import load_settings
 from monitor.store import open_store
 from streams.produce import produce_lines
@@ -28,29 +28,38 @@ def _env(config: Path) -> dict[str, str]:
     return env
 
 
-def _config(tmp_path: Path) -> Path:
+def _config(tmp_path: Path, ops_port: int | None = None) -> Path:
+    """Settings for a stack under test: no model scorers, and its own ops port (the default
+    one may be serving another worker on this machine)."""
     import yaml
 
     config = tmp_path / "vigil.yaml"
-    config.write_text(yaml.safe_dump({**NO_MODEL_SCORERS, "kafka": {"session_timeout_s": 6.0}}))
+    config.write_text(yaml.safe_dump({
+        **NO_MODEL_SCORERS, "kafka": {"session_timeout_s": 6.0},
+        "ops": {"port": ops_port or free_port()},
+    }))  # fmt: skip
     return config
+
+
+def _default_sigint() -> None:
+    # A suite started in the background by a non-interactive shell inherits SIGINT
+    # ignored; the child must react to Ctrl-C as it would on a terminal.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_demo_runs_on_a_fresh_machine(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    # Something else (a worker, a soak) already serves the default ops port: the demo's
-    # worker must not depend on it being free.
-    ops = load_settings().ops
+    # Something else (a worker, a soak) already serves the configured ops port: the
+    # demo's worker must not depend on it being free.
     taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    with contextlib.suppress(OSError):  # taken already: the same condition
-        taken.bind((ops.bind, ops.port))
-        taken.listen()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
     try:
         result = subprocess.run(
             [sys.executable, "-m", "vigil.cli", "--data-dir", str(data), "demo", "--events",
              "4000"],
-            env=_env(_config(tmp_path)), capture_output=True, text=True, timeout=600,
-            check=False,
+            env=_env(_config(tmp_path, ops_port=taken.getsockname()[1])),
+            capture_output=True, text=True, timeout=600, check=False,
         )  # fmt: skip
     finally:
         taken.close()
@@ -84,6 +93,7 @@ def test_up_serves_the_store_to_other_processes_while_running(tmp_path: Path) ->
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        preexec_fn=_default_sigint,
     )
     try:
         assert up.stdout is not None
