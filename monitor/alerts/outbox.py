@@ -21,7 +21,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,9 +152,7 @@ class Outbox:
             )
             await self._mark(row, q.NOTICE_GAVE_UP)
         else:
-            waiter = asyncio.create_task(self._later(item))
-            self._waiting.add(waiter)
-            waiter.add_done_callback(self._waiting.discard)
+            self._track(self._later(item))
 
     async def _later(self, item: _Item) -> None:
         await asyncio.sleep(self.timing.retry_every_s)
@@ -172,9 +170,13 @@ class Outbox:
             )
 
     def _mark_soon(self, row: dict[str, Any], status: int) -> None:
-        waiter = asyncio.create_task(self._mark(row, status))
-        self._waiting.add(waiter)
-        waiter.add_done_callback(self._waiting.discard)
+        self._track(self._mark(row, status))
+
+    def _track(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in a task counted in `pending` until it ends (drain waits on it)."""
+        task = asyncio.create_task(work)
+        self._waiting.add(task)
+        task.add_done_callback(self._waiting.discard)
 
     async def drain(self) -> int:
         """Wait up to ``drain_s`` for the notices queued now; returns how many are left."""
