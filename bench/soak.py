@@ -31,6 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psutil
 
 from monitor.config import Settings, load_settings, write_settings_file
+from monitor.errors import VigilError
+from monitor.store import open_store
 from streams.admin import OffsetReader, ensure_topics
 from streams.broker import DevBroker
 from streams.produce import produce_lines
@@ -74,6 +76,29 @@ class _Producer(threading.Thread):
                 time.sleep(ahead)
 
 
+#: What the engine says it holds, read through the worker's store endpoint each minute:
+#: its memory tracker and the caches that grow with the data (RSS minus this is Python,
+#: the models and the C allocator).
+_ENGINE_SQL = (
+    "SELECT metric, value FROM system.metrics WHERE metric IN ('MemoryTracking',"
+    " 'MarkCacheBytes', 'UncompressedCacheBytes', 'PrimaryIndexCacheBytes',"
+    " 'QueryConditionCacheBytes')"
+)
+
+
+def _engine_mb(settings: Settings) -> dict[str, float]:
+    """The engine's memory figures in MB (empty when the endpoint does not answer)."""
+    try:
+        store = open_store(settings)
+        try:
+            rows = store.query(_ENGINE_SQL)
+        finally:
+            store.close()
+    except VigilError:
+        return {}
+    return {str(r["metric"]): float(r["value"]) / 1e6 for r in rows}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=30.0)
@@ -98,7 +123,11 @@ def main() -> None:
         producer = _Producer(settings, args.rate, args.minutes * 60)
         producer.start()
         rows: list[tuple[float, float, int, float]] = []
-        print(f"{'minute':>6} {'rss_mb':>8} {'lag':>8} {'events/s':>9}", flush=True)
+        engine: list[dict[str, float]] = []
+        print(
+            f"{'minute':>6} {'rss_mb':>8} {'lag':>8} {'events/s':>9} {'engine_mb':>9}",
+            flush=True,
+        )
         last_committed, last_t = 0, time.monotonic()
         try:
             with OffsetReader(settings) as offsets:
@@ -115,7 +144,12 @@ def main() -> None:
                     rss = watched.memory_info().rss / 1e6
                     lag = producer.sent - committed
                     rows.append((minute, rss, lag, rate))
-                    print(f"{minute:>6} {rss:>8.1f} {lag:>8} {rate:>9.0f}", flush=True)
+                    engine.append(_engine_mb(settings))
+                    tracked = engine[-1].get("MemoryTracking", float("nan"))
+                    print(
+                        f"{minute:>6} {rss:>8.1f} {lag:>8} {rate:>9.0f} {tracked:>9.1f}",
+                        flush=True,
+                    )
                     last_committed, last_t = committed, now
         finally:
             producer.stop.set()
@@ -131,6 +165,11 @@ def main() -> None:
     span = min(3, max(1, (len(rows) - warm) // 2))
     base_rss = sum(r[1] for r in rows[warm : warm + span]) / span
     end_rss = sum(r[1] for r in rows[-span:]) / span
+    if engine[warm] and engine[-1]:
+        grew = {k: engine[-1][k] - engine[warm].get(k, 0.0) for k in engine[-1]}
+        print("engine memory change after warm-up (MB): " + ", ".join(
+            f"{k} {v:+.1f}" for k, v in sorted(grew.items())
+        ))  # fmt: skip
     half = rows[len(rows) // 2 :]
     slope = (half[-1][2] - half[0][2]) / max(1, len(half) - 1)
     print(

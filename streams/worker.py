@@ -25,6 +25,7 @@ from typing import Any
 from monitor.assembly import build_pipeline
 from monitor.config import Settings
 from monitor.errors import BrokerError, ConfigError, StoreError, VigilError
+from monitor.ops.allocator import limit_arenas, release_free_memory
 from monitor.pipeline import Pipeline
 from monitor.store import open_store
 from monitor.store.base import Store
@@ -121,6 +122,13 @@ async def _progress(pipeline: Pipeline) -> None:
         log.info("worker progress", extra=_counts(pipeline))
 
 
+async def _release_memory(every_s: float) -> None:
+    # In a worker thread: malloc_trim walks every arena (milliseconds on a GB heap).
+    while True:
+        await asyncio.sleep(every_s)
+        await asyncio.to_thread(release_free_memory)
+
+
 def _install_signals(stop: asyncio.Event) -> Callable[[], None]:
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT)
@@ -173,7 +181,7 @@ async def _run_app(
     with tempfile.TemporaryDirectory(prefix="vigil-faust-") as datadir:
         built = build_app(settings, pipeline, failure.record, Path(datadir))
         app, ingest = built.app, built.ingest
-        progress: asyncio.Task[None] | None = None
+        tasks: list[asyncio.Task[None]] = []
         try:
             await _start(app, settings)
             # A runtime dependency of the app: a crash in it stops the app.
@@ -191,11 +199,14 @@ async def _run_app(
                     ),
                 },
             )
-            progress = asyncio.create_task(_progress(pipeline))
+            tasks.append(asyncio.create_task(_progress(pipeline)))
+            if settings.ops.release_memory_every_s > 0:
+                every = settings.ops.release_memory_every_s
+                tasks.append(asyncio.create_task(_release_memory(every)))
             await _wait(stop, app)
         finally:
-            if progress is not None:
-                progress.cancel()
+            for task in tasks:
+                task.cancel()
             # A store write being retried through an outage gives up now: its batch is
             # not committed (redelivered after restart) and shutdown does not hang on it.
             pipeline.stop_retrying()
@@ -259,5 +270,8 @@ def prepare(settings: Settings) -> None:
 
 def run_worker(settings: Settings) -> int:
     """`vigil worker`: returns the exit status; `VigilError`s are printed by the CLI."""
+    # Before the store, the scorers and the broker clients start their threads.
+    if settings.ops.malloc_arenas:
+        limit_arenas(settings.ops.malloc_arenas)
     prepare(settings)
     return asyncio.run(serve(settings))

@@ -43,6 +43,14 @@ class OpsSettings(Section):
     broker connections, which ``/metrics`` and ``/readyz`` show. The report comes with a
     fetch, so while ingest is paused (the store is down) it is as old as the pause."""
 
+    malloc_arenas: Annotated[int, Field(ge=0)] = 2
+    """Cap on glibc's malloc arenas in the worker (what ``MALLOC_ARENA_MAX`` sets); 0
+    keeps glibc's default of eight per core, under which memory freed by the worker's
+    ~170 threads stays mapped and RSS creeps. Ignored where the C library is not glibc."""
+    release_memory_every_s: Annotated[float, Field(ge=0)] = 60.0
+    """How often the worker gives free malloc pages back to the kernel
+    (``malloc_trim``); 0 never."""
+
     @model_validator(mode="after")
     def _remote_needs_consent(self) -> OpsSettings:
         if self.enabled and not self.allow_remote and not is_loopback(self.bind):
