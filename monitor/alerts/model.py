@@ -153,6 +153,22 @@ class _Fitted:
 SCALES = (1.0, 2.0, 4.0, 8.0)
 
 
+def _subsets(components: Sequence[Component]) -> list[list[Component]]:
+    """The component sets the bank charts: all of them, and, when some do not count
+    towards the minimum sample (the cheap checks), the counting ones alone.
+
+    A chart of all components tuned to ``k`` times every minimum effect assumes they all
+    moved: when feedback jumps but the cheap checks did not change (a weaker model that
+    answers, badly), each unchanged cheap observation subtracts LLR, and on a large shift
+    that slowed a canary's detection by half. The counting-only chart sees feedback (and
+    the judge) as they are; the bank pays one more ``ln 2`` of threshold for it.
+    """
+    counting = [c for c in components if c.counts]
+    if counting and len(counting) < len(components):
+        return [list(components), counting]
+    return [list(components)]
+
+
 def _fit(
     comp: Component, base: Mapping[str, float], base_minutes: float, scale: float = 1.0
 ) -> _Fitted | None:
@@ -258,17 +274,21 @@ def sequential_test(
     """A bank of CUSUMs of the weighted LLRs of every usable component over ``window``.
 
     A component is usable when its baseline has at least ``min_base`` observations; None
-    when none is. Each chart of the bank gets ``alpha / len(scales)``; the reported chart
+    when none is. The bank charts each of `_subsets` at each of ``scales``, and each chart
+    gets an equal share of ``alpha``; the reported chart
     is the one closest to (or furthest past) its threshold among those its most trusted
     component backs (`_veto`; a contradicted chart never breaches, and says why in
     ``notes``). ``restart_from`` (a bucket
     index) also runs CUSUMs that restart after each crossing from there on, to tell
     whether a firing alert keeps being confirmed.
     """
+    sets = _subsets(components)
+    share = alpha / (len(scales) * len(sets))
     charts = [
         c
+        for comps in sets
         for k in scales
-        if (c := _chart(components, base, base_minutes, window, min_base, alpha / len(scales), k))
+        if (c := _chart(comps, base, base_minutes, window, min_base, share, k))
     ]
     if not charts:
         return None
