@@ -221,6 +221,9 @@ async def serve(
 ) -> int:
     """Run the worker until ``stop`` is set (or SIGTERM/SIGINT when ``signals``)."""
     stop = stop or asyncio.Event()
+    # Here, so `vigil up` (which calls `serve` directly) gets it too; before the store,
+    # the scorers and the broker clients start their threads.
+    limit_arenas(settings.ops.malloc_arenas)
     remove_signals = _install_signals(stop) if signals else (lambda: None)
     try:
         opened = await _open_store(settings, stop)
@@ -270,8 +273,5 @@ def prepare(settings: Settings) -> None:
 
 def run_worker(settings: Settings) -> int:
     """`vigil worker`: returns the exit status; `VigilError`s are printed by the CLI."""
-    # Before the store, the scorers and the broker clients start their threads.
-    if settings.ops.malloc_arenas:
-        limit_arenas(settings.ops.malloc_arenas)
     prepare(settings)
     return asyncio.run(serve(settings))
